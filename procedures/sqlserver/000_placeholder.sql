@@ -1,0 +1,2 @@
+-- placeholder: the sqlserver store replaces this file
+SELECT 1;

@@ -1,0 +1,2 @@
+-- placeholder: the postgres store replaces this file
+SELECT 1;

@@ -1,0 +1,2 @@
+-- placeholder: the sqlite store replaces this file
+SELECT 1;
