@@ -320,6 +320,21 @@ type LeaderParams struct {
 	TTL  time.Duration
 }
 
+// APIKey is one row of ApiKeys. The secret itself is never stored: Hash is
+// the hex SHA-256 of the whole key, Prefix its first characters (shown in
+// listings so that a user can tell keys apart).
+type APIKey struct {
+	ID          int64
+	Name        string // unique
+	Prefix      string
+	Hash        string // unique
+	Scopes      string // comma separated: "send", "read", "admin"
+	AllowedIPs  string // comma separated CIDRs or addresses; "" allows any
+	RateLimit   int    // requests per second; 0: the server's default
+	CreatedTime time.Time
+	RevokedTime time.Time // zero: active
+}
+
 // Store is every database operation Hermod performs.
 type Store interface {
 	// Backend names the implementation: "sqlite", "postgres", "sqlserver".
@@ -342,6 +357,13 @@ type Store interface {
 	// MessageCancel makes a SCHEDULED or QUEUED message CANCELLED. Any other
 	// status returns ErrConflict; a missing message ErrNotFound.
 	MessageCancel(ctx context.Context, id int64) error
+	// MessageReprocess acts on a message again. With resend, a FAILED,
+	// NOCHANNEL, BLOCKED, DAILYLIMIT, EXPIRED, NOTDELIVERED or NOREPORT
+	// outgoing message goes back to SCHEDULED (NextAttemptTime, lease and
+	// StatusDetails cleared, Attempts kept, a Trace line added); any other
+	// status is ErrConflict. Without resend, TriggerStatus is set to '' so
+	// that triggers run again.
+	MessageReprocess(ctx context.Context, id int64, resend bool) error
 	// MessageCountByStatus counts messages per Status for one direction ("" both).
 	MessageCountByStatus(ctx context.Context, direction string) (map[string]int, error)
 
@@ -415,6 +437,18 @@ type Store interface {
 	LeaderResign(ctx context.Context, p LeaderParams) error
 	// LeaderGet returns the current leader's node name ("" if none or expired).
 	LeaderGet(ctx context.Context, name string) (string, error)
+
+	// APIKeyCreate stores a key (Name and Hash unique: ErrConflict) and
+	// returns it with ID and CreatedTime set.
+	APIKeyCreate(ctx context.Context, k APIKey) (*APIKey, error)
+	// APIKeyList returns every key, revoked ones too, ordered by ID.
+	APIKeyList(ctx context.Context) ([]*APIKey, error)
+	// APIKeyByHash returns the key with this hash (revoked or not), or
+	// ErrNotFound.
+	APIKeyByHash(ctx context.Context, hash string) (*APIKey, error)
+	// APIKeyRevoke sets RevokedTime on the key with this name or ID
+	// (nameOrID is tried as a name first); ErrNotFound if none.
+	APIKeyRevoke(ctx context.Context, nameOrID string) error
 
 	// OptionGet returns an option's value, or ErrNotFound.
 	OptionGet(ctx context.Context, name string) (string, error)
