@@ -1,2 +1,0 @@
--- placeholder: the sqlserver store replaces this file
-SELECT 1;

@@ -1,0 +1,52 @@
+-- hermod.CancelMessage: cancel a message that has not been sent yet.
+--
+--   EXEC hermod.CancelMessage @ID = 42;
+--
+-- A SCHEDULED or QUEUED message becomes CANCELLED (a Trace line says so and
+-- TriggerStatus is reset so that triggers see the new state). Any other
+-- status raises error 50009 (it is being sent, or already final); a missing
+-- message raises 50004. Returns 0 on success.
+--
+-- Portable T-SQL (SQL Server 2016+, Azure SQL, Babelfish): no CREATE OR
+-- ALTER. The change is read back through OUTPUT ... INTO a table variable, not
+-- @@ROWCOUNT, so that a user's trigger on hermod.Messages cannot disturb it.
+IF OBJECT_ID(N'hermod.CancelMessage', N'P') IS NULL
+    EXEC(N'CREATE PROCEDURE hermod.CancelMessage AS RETURN 0');
+GO
+ALTER PROCEDURE hermod.CancelMessage
+    @ID BIGINT
+AS
+BEGIN
+    SET NOCOUNT ON;
+
+    DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+    DECLARE @status NVARCHAR(16);
+    DECLARE @error NVARCHAR(2048);
+    DECLARE @cancelled TABLE (ID BIGINT NOT NULL);
+
+    UPDATE m
+    SET Status = N'CANCELLED',
+        TriggerStatus = N'',
+        StatusDetails = N'cancelled by hermod.CancelMessage',
+        LastUpdate = @now,
+        Trace = CONCAT(m.Trace, CONVERT(NVARCHAR(23), @now, 121),
+            N' CANCELLED by hermod.CancelMessage (was ', m.Status, N')', NCHAR(10))
+    OUTPUT inserted.ID INTO @cancelled (ID)
+    FROM hermod.Messages AS m
+    WHERE m.ID = @ID
+      AND m.Status IN (N'SCHEDULED', N'QUEUED');
+
+    IF EXISTS (SELECT 1 FROM @cancelled)
+        RETURN 0;
+
+    SELECT @status = m.Status FROM hermod.Messages AS m WHERE m.ID = @ID;
+    IF @status IS NULL
+    BEGIN
+        SET @error = CONCAT(N'hermod.CancelMessage: there is no message with ID ', @ID);
+        THROW 50004, @error, 1;
+    END;
+
+    SET @error = CONCAT(N'hermod.CancelMessage: message ', @ID, N' is ', @status,
+        N': only SCHEDULED or QUEUED messages can be cancelled');
+    THROW 50009, @error, 1;
+END;
