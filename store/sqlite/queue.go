@@ -1,0 +1,616 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hermod-sms/hermod/store"
+)
+
+// defaultBatch bounds the maintenance statements when the caller gives no
+// limit.
+const defaultBatch = 1000
+
+// dueScheduledSQL selects the IDs of due SCHEDULED outgoing messages, oldest
+// schedule first; it takes the row limit as its one parameter.
+const dueScheduledSQL = `SELECT ID FROM Messages
+	WHERE Status = 'SCHEDULED' AND Direction = 'OUT'
+	  AND (ScheduledTime IS NULL OR ScheduledTime <= ` + nowSQL + `)
+	ORDER BY ScheduledTime, ID LIMIT ?`
+
+// MessageRoute moves due SCHEDULED messages to QUEUED on a channel, or to
+// NOCHANNEL or EXPIRED, in one transaction.
+func (s *Store) MessageRoute(ctx context.Context, p store.RouteParams) (store.RouteResult, error) {
+	var res store.RouteResult
+	limit := p.Limit
+	if limit <= 0 {
+		limit = defaultBatch
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Validity ran out before the message could even be routed.
+		r, err := tx.ExecContext(ctx, `UPDATE Messages SET Status = 'EXPIRED', TriggerStatus = '',
+			StatusDetails = 'ValidUntil ' || ValidUntil || ' passed before the message was routed',
+			LastUpdate = `+nowSQL+`, Trace = `+traceSQL(`'EXPIRED ValidUntil ' || ValidUntil || ' passed before routing'`)+`
+			WHERE ID IN (SELECT ID FROM Messages
+				WHERE Status = 'SCHEDULED' AND Direction = 'OUT'
+				  AND (ScheduledTime IS NULL OR ScheduledTime <= `+nowSQL+`)
+				  AND ValidUntil IS NOT NULL AND ValidUntil <= `+nowSQL+`
+				ORDER BY ScheduledTime, ID LIMIT ?)`, limit)
+		if err != nil {
+			return s.mapError(err, "route messages: expire")
+		}
+		n, _ := r.RowsAffected()
+		res.Expired = int(n)
+		if limit -= int(n); limit <= 0 {
+			return nil
+		}
+
+		// Round robin over p.Channels by ID for unassigned messages; an
+		// assigned message keeps its channel if the channel exists.
+		var roundRobin string
+		if len(p.Channels) > 0 {
+			var b strings.Builder
+			fmt.Fprintf(&b, "CASE ID %% %d", len(p.Channels))
+			for i, id := range p.Channels {
+				fmt.Fprintf(&b, " WHEN %d THEN %d", i, id)
+			}
+			b.WriteString(" END")
+			roundRobin = b.String()
+		} else {
+			roundRobin = "NULL"
+		}
+		exists := `EXISTS (SELECT 1 FROM Channels c WHERE c.ID = Messages.ChannelID)`
+		queued := `(ChannelID IS NULL AND ` + roundRobin + ` IS NOT NULL) OR (ChannelID IS NOT NULL AND ` + exists + `)`
+		why := `CASE WHEN ChannelID IS NULL THEN 'no enabled channel can send it'
+			ELSE 'channel ' || ChannelID || ' does not exist' END`
+		rows, err := tx.QueryContext(ctx, `UPDATE Messages SET
+			ChannelID = COALESCE(ChannelID, `+roundRobin+`),
+			Status = CASE WHEN `+queued+` THEN 'QUEUED' ELSE 'NOCHANNEL' END,
+			TriggerStatus = CASE WHEN `+queued+` THEN TriggerStatus ELSE '' END,
+			StatusDetails = CASE WHEN `+queued+` THEN NULL ELSE `+why+` END,
+			LastUpdate = `+nowSQL+`,
+			Trace = `+traceSQL(`CASE WHEN `+queued+`
+				THEN 'QUEUED routed to channel ' || COALESCE(ChannelID, `+roundRobin+`)
+				ELSE 'NOCHANNEL ' || `+why+` END`)+`
+			WHERE ID IN (`+dueScheduledSQL+`)
+			RETURNING Status`, limit)
+		if err != nil {
+			return s.mapError(err, "route messages")
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var status string
+			if err := rows.Scan(&status); err != nil {
+				return s.mapError(err, "route messages")
+			}
+			if status == store.StatusQueued {
+				res.Queued++
+			} else {
+				res.NoChannel++
+			}
+		}
+		return s.mapError(rows.Err(), "route messages")
+	})
+	if err != nil {
+		return store.RouteResult{}, err
+	}
+	return res, nil
+}
+
+// MessageClaim makes up to p.Limit due QUEUED messages of one channel
+// SENDING under a lease, in one UPDATE ... RETURNING.
+func (s *Store) MessageClaim(ctx context.Context, p store.ClaimParams) ([]*store.Message, error) {
+	if p.Owner == "" {
+		return nil, fmt.Errorf("claim messages: Owner is required: give the node's name: %w", store.ErrInvalid)
+	}
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	var out []*store.Message
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE Messages SET Status = 'SENDING', Attempts = Attempts + 1,
+			LeaseOwner = ?1, LeaseExpires = strftime('%Y-%m-%d %H:%M:%f','now',?2), LastUpdate = `+nowSQL+`,
+			Trace = `+traceSQL(`'SENDING claimed by ' || ?1 || ', attempt ' || (Attempts + 1)`)+`
+			WHERE ID IN (SELECT ID FROM Messages
+				WHERE Status = 'QUEUED' AND ChannelID = ?3
+				  AND (NextAttemptTime IS NULL OR NextAttemptTime <= `+nowSQL+`)
+				  AND (ValidUntil IS NULL OR ValidUntil > `+nowSQL+`)
+				ORDER BY Priority DESC, ID LIMIT ?4)
+			RETURNING `+messageColumns, p.Owner, modifier(p.Lease), p.ChannelID, p.Limit)
+		if err != nil {
+			return s.mapError(err, fmt.Sprintf("claim messages of channel %d", p.ChannelID))
+		}
+		out, err = scanMessages(rows)
+		return s.mapError(err, fmt.Sprintf("claim messages of channel %d", p.ChannelID))
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Priority != out[j].Priority {
+			return out[i].Priority > out[j].Priority
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// MessageMarkSent makes claimed messages SENT, writes their parts and
+// applies the delivery reports that arrived before them.
+func (s *Store) MessageMarkSent(ctx context.Context, ps []store.SentParams) (int, error) {
+	if len(ps) == 0 {
+		return 0, nil
+	}
+	changed := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		changed = 0
+		upd, err := tx.PrepareContext(ctx, `UPDATE Messages SET Status = 'SENT', TriggerStatus = '',
+			SentTime = `+nowSQL+`, Reference = ?1, TotalParts = ?2, LeaseOwner = NULL, LeaseExpires = NULL,
+			NextAttemptTime = NULL, ErrorCode = NULL, StatusDetails = NULL, LastUpdate = `+nowSQL+`,
+			Trace = `+traceSQL(`'SENT ' || ?5`)+`
+			WHERE ID = ?3 AND Status = 'SENDING' AND LeaseOwner = ?4
+			RETURNING ChannelID`)
+		if err != nil {
+			return s.mapError(err, "mark messages sent")
+		}
+		defer upd.Close()
+		part, err := tx.PrepareContext(ctx, `INSERT INTO MessageParts (MessageID, PartNumber, ChannelID, Reference, Status, SentTime)
+			VALUES (?, ?, ?, ?, 'SENT', `+nowSQL+`)
+			ON CONFLICT (MessageID, PartNumber) DO UPDATE SET ChannelID = excluded.ChannelID,
+				Reference = excluded.Reference, Status = 'SENT', ErrorCode = NULL,
+				SentTime = excluded.SentTime, DeliveredTime = NULL`)
+		if err != nil {
+			return s.mapError(err, "mark messages sent")
+		}
+		defer part.Close()
+
+		// Reports rarely come before their submit response: look for them
+		// only when there are any.
+		var anyPending bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM PendingReports)`).Scan(&anyPending); err != nil {
+			return s.mapError(err, "mark messages sent")
+		}
+		var ra *reportApplier
+		if anyPending {
+			ra = &reportApplier{s: s, tx: tx}
+			defer ra.close()
+		}
+
+		for _, p := range ps {
+			parts := p.Parts
+			if len(parts) == 0 {
+				parts = []store.Part{{PartNumber: 1, Reference: p.Reference}}
+			}
+			ref := p.Reference
+			if ref == "" {
+				ref = parts[0].Reference
+			}
+			note := p.Note
+			if note == "" {
+				note = "accepted by the provider"
+			}
+			if ref != "" {
+				note += ", reference " + ref
+			}
+			if len(parts) > 1 {
+				note += ", " + strconv.Itoa(len(parts)) + " parts"
+			}
+			var channelID sql.NullInt64
+			err := upd.QueryRowContext(ctx, strArg(ref), len(parts), p.ID, p.Owner, note).Scan(&channelID)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // no longer SENDING under this owner
+			}
+			if err != nil {
+				return s.mapError(err, fmt.Sprintf("mark message %d sent", p.ID))
+			}
+			changed++
+			for i, pt := range parts {
+				n := pt.PartNumber
+				if n == 0 {
+					n = i + 1
+				}
+				if _, err := part.ExecContext(ctx, p.ID, n, channelID, strArg(pt.Reference)); err != nil {
+					return s.mapError(err, fmt.Sprintf("mark message %d sent: write part %d", p.ID, n))
+				}
+				if ra != nil && pt.Reference != "" {
+					if err := ra.applyPending(ctx, channelID.Int64, pt.Reference); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return changed, nil
+}
+
+// MessageMarkRetry returns claimed messages to QUEUED with NextAttemptTime
+// = now + Delay.
+func (s *Store) MessageMarkRetry(ctx context.Context, ps []store.RetryParams) (int, error) {
+	if len(ps) == 0 {
+		return 0, nil
+	}
+	changed := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		changed = 0
+		stmt, err := tx.PrepareContext(ctx, `UPDATE Messages SET Status = 'QUEUED',
+			NextAttemptTime = strftime('%Y-%m-%d %H:%M:%f','now',?1), LeaseOwner = NULL, LeaseExpires = NULL,
+			ErrorCode = ?2, StatusDetails = ?3, LastUpdate = `+nowSQL+`,
+			Trace = `+traceSQL(`'QUEUED retry after ' || ?4 || ': ' || COALESCE(?3, 'temporary error')`)+`
+			WHERE ID = ?5 AND Status = 'SENDING' AND LeaseOwner = ?6`)
+		if err != nil {
+			return s.mapError(err, "mark messages for retry")
+		}
+		defer stmt.Close()
+		for _, p := range ps {
+			r, err := stmt.ExecContext(ctx, modifier(p.Delay), strArg(p.ErrorCode), strArg(p.Error),
+				p.Delay.String(), p.ID, p.Owner)
+			if err != nil {
+				return s.mapError(err, fmt.Sprintf("mark message %d for retry", p.ID))
+			}
+			n, _ := r.RowsAffected()
+			changed += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return changed, nil
+}
+
+// MessageMarkFailed makes claimed messages FAILED.
+func (s *Store) MessageMarkFailed(ctx context.Context, ps []store.FailParams) (int, error) {
+	if len(ps) == 0 {
+		return 0, nil
+	}
+	changed := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		changed = 0
+		stmt, err := tx.PrepareContext(ctx, `UPDATE Messages SET Status = 'FAILED', TriggerStatus = '',
+			LeaseOwner = NULL, LeaseExpires = NULL, NextAttemptTime = NULL,
+			ErrorCode = ?1, StatusDetails = ?2, LastUpdate = `+nowSQL+`,
+			Trace = `+traceSQL(`'FAILED ' || COALESCE(?2, 'failed')`)+`
+			WHERE ID = ?3 AND Status = 'SENDING' AND LeaseOwner = ?4`)
+		if err != nil {
+			return s.mapError(err, "mark messages failed")
+		}
+		defer stmt.Close()
+		for _, p := range ps {
+			r, err := stmt.ExecContext(ctx, strArg(p.ErrorCode), strArg(p.Error), p.ID, p.Owner)
+			if err != nil {
+				return s.mapError(err, fmt.Sprintf("mark message %d failed", p.ID))
+			}
+			n, _ := r.RowsAffected()
+			changed += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return changed, nil
+}
+
+// reportApplier applies delivery reports to parts and messages inside one
+// transaction, with its statements prepared once.
+type reportApplier struct {
+	s     *Store
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (ra *reportApplier) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := ra.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := ra.tx.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, ra.s.mapError(err, "apply delivery reports")
+	}
+	if ra.stmts == nil {
+		ra.stmts = map[string]*sql.Stmt{}
+	}
+	ra.stmts[q] = st
+	return st, nil
+}
+
+func (ra *reportApplier) close() {
+	for _, st := range ra.stmts {
+		st.Close()
+	}
+}
+
+var (
+	// reportPartSQL updates the newest part with this reference.
+	reportPartSQL = `UPDATE MessageParts SET Status = ?1, ErrorCode = ?2, DeliveredTime = COALESCE(?3, ` + nowSQL + `)
+		WHERE rowid = (SELECT rowid FROM MessageParts WHERE ChannelID = ?4 AND Reference = ?5
+			ORDER BY MessageID DESC LIMIT 1)
+		RETURNING MessageID, PartNumber`
+	// reportTallySQL counts a message's parts by status.
+	reportTallySQL = `SELECT m.TotalParts,
+			COALESCE(SUM(p.Status = 'DELIVERED'), 0), COALESCE(SUM(p.Status = 'NOTDELIVERED'), 0), MAX(p.DeliveredTime)
+		FROM Messages m LEFT JOIN MessageParts p ON p.MessageID = m.ID
+		WHERE m.ID = ?1 GROUP BY m.ID`
+	// reportDeliveredSQL makes a message DELIVERED.
+	reportDeliveredSQL = `UPDATE Messages SET Status = 'DELIVERED', TriggerStatus = '', DeliveredTime = ?1,
+		ErrorCode = NULL, StatusDetails = NULL, LastUpdate = ` + nowSQL + `,
+		Trace = ` + traceSQL(`'DELIVERED ' || ?2`) + `
+		WHERE ID = ?3 AND Status IN ('SENT', 'NOREPORT')`
+	// reportNotDeliveredSQL makes a message NOTDELIVERED.
+	reportNotDeliveredSQL = `UPDATE Messages SET Status = 'NOTDELIVERED', TriggerStatus = '', ErrorCode = ?1,
+		StatusDetails = ?2, LastUpdate = ` + nowSQL + `,
+		Trace = ` + traceSQL(`'NOTDELIVERED ' || ?2`) + `
+		WHERE ID = ?3 AND Status IN ('SENT', 'NOREPORT')`
+)
+
+// apply applies one report; matched is false when no part has its
+// reference yet.
+func (ra *reportApplier) apply(ctx context.Context, channelID int64, ref, status, errorCode string, done any) (matched bool, err error) {
+	if status != store.PartDelivered && status != store.PartNotDelivered {
+		return false, fmt.Errorf("delivery report for reference %q: Status %q must be %s or %s: %w",
+			ref, status, store.PartDelivered, store.PartNotDelivered, store.ErrInvalid)
+	}
+	st, err := ra.stmt(ctx, reportPartSQL)
+	if err != nil {
+		return false, err
+	}
+	var msgID int64
+	var partNo int
+	err = st.QueryRowContext(ctx, status, strArg(errorCode), done, channelID, ref).Scan(&msgID, &partNo)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, ra.s.mapError(err, fmt.Sprintf("apply the delivery report for reference %q", ref))
+	}
+
+	tally, err := ra.stmt(ctx, reportTallySQL)
+	if err != nil {
+		return false, err
+	}
+	var (
+		total, delivered, notDelivered int
+		last                           sql.NullString
+	)
+	if err := tally.QueryRowContext(ctx, msgID).Scan(&total, &delivered, &notDelivered, &last); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return true, nil // the part outlived its message
+		}
+		return false, ra.s.mapError(err, fmt.Sprintf("apply the delivery report for message %d", msgID))
+	}
+	switch {
+	case status == store.PartNotDelivered:
+		upd, err := ra.stmt(ctx, reportNotDeliveredSQL)
+		if err != nil {
+			return false, err
+		}
+		why := fmt.Sprintf("part %d not delivered", partNo)
+		if errorCode != "" {
+			why += " (error " + errorCode + ")"
+		}
+		if _, err := upd.ExecContext(ctx, strArg(errorCode), why, msgID); err != nil {
+			return false, ra.s.mapError(err, fmt.Sprintf("apply the delivery report for message %d", msgID))
+		}
+	case notDelivered == 0 && total > 0 && delivered >= total:
+		upd, err := ra.stmt(ctx, reportDeliveredSQL)
+		if err != nil {
+			return false, err
+		}
+		why := "delivered"
+		if total > 1 {
+			why = fmt.Sprintf("all %d parts delivered", total)
+		}
+		if _, err := upd.ExecContext(ctx, last, why, msgID); err != nil {
+			return false, ra.s.mapError(err, fmt.Sprintf("apply the delivery report for message %d", msgID))
+		}
+	}
+	return true, nil
+}
+
+// applyPending applies and deletes the pending reports for one part that
+// was just written.
+func (ra *reportApplier) applyPending(ctx context.Context, channelID int64, ref string) error {
+	sel, err := ra.stmt(ctx, `DELETE FROM PendingReports WHERE ChannelID = ? AND Reference = ?
+		RETURNING ID, Status, ErrorCode, DoneTime`)
+	if err != nil {
+		return err
+	}
+	rows, err := sel.QueryContext(ctx, channelID, ref)
+	if err != nil {
+		return ra.s.mapError(err, fmt.Sprintf("apply pending reports for reference %q", ref))
+	}
+	type pending struct {
+		id              int64
+		status          string
+		errorCode, done sql.NullString
+	}
+	var list []pending
+	for rows.Next() {
+		var p pending
+		if err := rows.Scan(&p.id, &p.status, &p.errorCode, &p.done); err != nil {
+			rows.Close()
+			return ra.s.mapError(err, fmt.Sprintf("apply pending reports for reference %q", ref))
+		}
+		list = append(list, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return ra.s.mapError(err, fmt.Sprintf("apply pending reports for reference %q", ref))
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
+	for _, p := range list {
+		var done any
+		if p.done.Valid {
+			done = p.done.String
+		}
+		if _, err := ra.apply(ctx, channelID, ref, p.status, p.errorCode.String, done); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MessageReportApply applies delivery reports to parts; reports whose part
+// is not known yet are kept in PendingReports.
+func (s *Store) MessageReportApply(ctx context.Context, ps []store.ReportParams) (store.ReportResult, error) {
+	var res store.ReportResult
+	for i, p := range ps {
+		if p.Reference == "" {
+			return res, fmt.Errorf("delivery report %d of the batch: Reference is required: %w", i, store.ErrInvalid)
+		}
+		if p.Status != store.PartDelivered && p.Status != store.PartNotDelivered {
+			return res, fmt.Errorf("delivery report %d of the batch: Status %q must be %s or %s: %w",
+				i, p.Status, store.PartDelivered, store.PartNotDelivered, store.ErrInvalid)
+		}
+	}
+	if len(ps) == 0 {
+		return res, nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res = store.ReportResult{}
+		ra := &reportApplier{s: s, tx: tx}
+		defer ra.close()
+		for _, p := range ps {
+			matched, err := ra.apply(ctx, p.ChannelID, p.Reference, p.Status, p.ErrorCode, timeArg(p.DoneTime))
+			if err != nil {
+				return err
+			}
+			if matched {
+				res.Matched++
+				continue
+			}
+			ins, err := ra.stmt(ctx, `INSERT INTO PendingReports (ChannelID, Reference, Status, ErrorCode, DoneTime)
+				VALUES (?, ?, ?, ?, COALESCE(?, `+nowSQL+`))`)
+			if err != nil {
+				return err
+			}
+			if _, err := ins.ExecContext(ctx, p.ChannelID, p.Reference, p.Status, strArg(p.ErrorCode), timeArg(p.DoneTime)); err != nil {
+				return s.mapError(err, fmt.Sprintf("keep the delivery report for reference %q", p.Reference))
+			}
+			res.Pending++
+		}
+		return nil
+	})
+	if err != nil {
+		return store.ReportResult{}, err
+	}
+	return res, nil
+}
+
+// MessageRescue returns SENDING messages whose lease expired to QUEUED.
+func (s *Store) MessageRescue(ctx context.Context, limit int) (int, error) {
+	if limit <= 0 {
+		limit = defaultBatch
+	}
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `UPDATE Messages SET Status = 'QUEUED', LeaseOwner = NULL, LeaseExpires = NULL,
+			StatusDetails = 'lease of ' || COALESCE(LeaseOwner, '?') || ' expired; the message may have been sent',
+			LastUpdate = `+nowSQL+`,
+			Trace = `+traceSQL(`'QUEUED lease of ' || COALESCE(LeaseOwner, '?') || ' expired at ' || COALESCE(LeaseExpires, '?') ||
+				'; the message may have been sent already (at-least-once)'`)+`
+			WHERE ID IN (SELECT ID FROM Messages WHERE Status = 'SENDING' AND LeaseExpires <= `+nowSQL+`
+				ORDER BY LeaseExpires LIMIT ?)`, limit)
+		if err != nil {
+			return s.mapError(err, "rescue messages with expired leases")
+		}
+		n, _ = r.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}
+
+// MessageSweep makes overdue SENT messages NOREPORT and expired QUEUED
+// messages EXPIRED, and deletes stale pending reports.
+func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.SweepResult, error) {
+	var res store.SweepResult
+	limit := p.Limit
+	if limit <= 0 {
+		limit = defaultBatch
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `UPDATE Messages SET Status = 'NOREPORT', TriggerStatus = '',
+			StatusDetails = 'no delivery report within ' || ?1, LastUpdate = `+nowSQL+`,
+			Trace = `+traceSQL(`'NOREPORT no delivery report within ' || ?1`)+`
+			WHERE ID IN (SELECT ID FROM Messages
+				WHERE Status = 'SENT' AND RequestDeliveryReport = 1
+				  AND SentTime <= strftime('%Y-%m-%d %H:%M:%f','now',?2)
+				ORDER BY SentTime LIMIT ?3)`, p.NoReportAfter.String(), modifier(-p.NoReportAfter), limit)
+		if err != nil {
+			return s.mapError(err, "sweep: NOREPORT")
+		}
+		n, _ := r.RowsAffected()
+		res.NoReport = int(n)
+
+		r, err = tx.ExecContext(ctx, `UPDATE Messages SET Status = 'EXPIRED', TriggerStatus = '',
+			StatusDetails = 'ValidUntil ' || ValidUntil || ' passed before the message was sent',
+			LastUpdate = `+nowSQL+`,
+			Trace = `+traceSQL(`'EXPIRED ValidUntil ' || ValidUntil || ' passed before sending'`)+`
+			WHERE ID IN (SELECT ID FROM Messages
+				WHERE Status = 'QUEUED' AND ValidUntil IS NOT NULL AND ValidUntil <= `+nowSQL+`
+				ORDER BY ID LIMIT ?)`, limit)
+		if err != nil {
+			return s.mapError(err, "sweep: EXPIRED")
+		}
+		n, _ = r.RowsAffected()
+		res.Expired = int(n)
+
+		r, err = tx.ExecContext(ctx, `DELETE FROM PendingReports WHERE ID IN (SELECT ID FROM PendingReports
+			WHERE ReceivedTime <= strftime('%Y-%m-%d %H:%M:%f','now',?) ORDER BY ID LIMIT ?)`,
+			modifier(-p.PendingReportTTL), limit)
+		if err != nil {
+			return s.mapError(err, "sweep: pending reports")
+		}
+		n, _ = r.RowsAffected()
+		res.PendingDeleted = int(n)
+		return nil
+	})
+	if err != nil {
+		return store.SweepResult{}, err
+	}
+	return res, nil
+}
+
+// MessageReceive stores incoming messages as RECEIVED rows.
+func (s *Store) MessageReceive(ctx context.Context, in []store.Incoming) ([]int64, error) {
+	for i, m := range in {
+		if m.ToAddress == "" {
+			return nil, fmt.Errorf("incoming message %d of the batch: ToAddress is required: the channel must give the number it was received on: %w", i, store.ErrInvalid)
+		}
+	}
+	if len(in) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(in))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO Messages (Direction, Status, ChannelID, FromAddress, FromTON, FromNPI,
+			ToAddress, Body, DataCoding, Reference, TotalParts, RequestDeliveryReport, ReceivedTime, Trace)
+			VALUES ('IN', 'RECEIVED', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, COALESCE(?10, `+nowSQL+`),
+				`+nowSQL+` || ' RECEIVED on channel ' || COALESCE(?1, '?') || char(10))
+			RETURNING ID`)
+		if err != nil {
+			return s.mapError(err, "store received messages")
+		}
+		defer stmt.Close()
+		for i, m := range in {
+			if err := stmt.QueryRowContext(ctx, intArg(m.ChannelID), strArg(m.FromAddress), m.FromTON, m.FromNPI,
+				m.ToAddress, m.Body, m.DataCoding, strArg(m.Reference), m.TotalParts, timeArg(m.ReceivedTime)).Scan(&ids[i]); err != nil {
+				return s.mapError(err, fmt.Sprintf("store received message %d of the batch", i))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
