@@ -30,7 +30,9 @@ type app struct {
 
 	// Global flags, shared by every command.
 	flagDB, flagConfig, flagLogLevel, flagLogFormat, flagNode string
-	flagNoMigrate                                               bool
+	flagNoMigrate                                             bool
+	// serviceMode is set when running under a service manager.
+	serviceMode bool
 	// dbExplicit is set once the configuration is loaded: the database was
 	// named by a flag, the environment or the configuration file.
 	dbExplicit bool
@@ -271,6 +273,12 @@ func (a *app) load() error {
 	}
 	if cfg.Node == "" {
 		cfg.Node = generateNodeName()
+	}
+	if cfg.Log.Level == "" {
+		cfg.Log.Level = "warn"
+		if a.serviceMode {
+			cfg.Log.Level = "info"
+		}
 	}
 	a.cfg = cfg
 	logOut := a.stderr

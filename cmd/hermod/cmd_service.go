@@ -132,6 +132,7 @@ func (a *app) cmdServiceRun(ctx context.Context, args []string) error {
 			return fmt.Errorf("find the executable's directory: %w", err)
 		}
 		a.dir = filepath.Dir(exe)
+		a.serviceMode = true
 	}
 	if err := a.load(); err != nil {
 		return err

@@ -84,7 +84,9 @@ type EngineConfig struct {
 func defaults() Config {
 	return Config{
 		DB:  defaultDB,
-		Log: LogConfig{Level: "info", Format: "text"},
+		// Level "" is "warn" interactively, so that `hermod run` prints
+		// its one line and nothing else, and "info" under a service manager.
+		Log: LogConfig{Level: "", Format: "text"},
 		Engine: EngineConfig{
 			ShutdownTimeout: 10 * time.Second,
 		},
@@ -133,7 +135,7 @@ func loadConfigFile(path string, cfg *Config) error {
 // validate checks the settings that can be checked without a database.
 func (c *Config) validate() error {
 	switch strings.ToLower(c.Log.Level) {
-	case "debug", "info", "warn", "warning", "error":
+	case "", "debug", "info", "warn", "warning", "error":
 	default:
 		return configErrorf("log level %q is not one of debug, info, warn, error: fix --log-level, HERMOD_LOG_LEVEL or log.level", c.Log.Level)
 	}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestMain lets a test run the real main in a child process (the test
+// binary itself), for what only a process can show: signals, exit codes.
+func TestMain(m *testing.M) {
+	if os.Getenv("HERMOD_TEST_RUN_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test
+// reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// result is what one command printed and returned.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// testEnv is an isolated environment: its own directory and variables.
+type testEnv struct {
+	t   *testing.T
+	dir string
+	env map[string]string
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	return &testEnv{t: t, dir: t.TempDir(), env: map[string]string{}}
+}
+
+func (e *testEnv) getenv(k string) string { return e.env[k] }
+
+// run runs one command in-process and returns its output.
+func (e *testEnv) run(args ...string) result {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errOut syncBuffer
+	code := newApp(&out, &errOut, e.getenv, e.dir).Main(ctx, args)
+	return result{stdout: out.String(), stderr: errOut.String(), code: code}
+}
+
+// mustRun runs a command that must succeed.
+func (e *testEnv) mustRun(args ...string) string {
+	e.t.Helper()
+	r := e.run(args...)
+	require.Equal(e.t, 0, r.code, "hermod %s failed: %s", strings.Join(args, " "), r.stderr)
+	return r.stdout
+}
+
+// server is a `hermod run` in the background.
+type server struct {
+	out, errOut *syncBuffer
+	cancel      context.CancelFunc
+	done        chan int
+}
+
+// start runs `hermod run` with args until the test stops it, and waits for
+// its one announcement line.
+func (e *testEnv) start(args ...string) *server {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{out: &syncBuffer{}, errOut: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	go func() {
+		s.done <- newApp(s.out, s.errOut, e.getenv, e.dir).Main(ctx, append([]string{"run"}, args...))
+	}()
+	e.t.Cleanup(func() { s.stop(e.t) })
+	require.Eventually(e.t, func() bool { return strings.Contains(s.out.String(), " running: ") },
+		30*time.Second, 10*time.Millisecond, "hermod run did not announce itself; stderr: %s", s.errOut.String())
+	return s
+}
+
+// stop interrupts the server and returns its exit code.
+func (s *server) stop(t *testing.T) int {
+	s.cancel()
+	select {
+	case code, ok := <-s.done:
+		if ok {
+			close(s.done)
+			return code
+		}
+		return 0
+	case <-time.After(20 * time.Second):
+		t.Fatal("hermod run did not stop within 20s of its context ending")
+		return -1
+	}
+}
