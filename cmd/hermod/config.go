@@ -83,7 +83,7 @@ type EngineConfig struct {
 // defaults returns the built-in settings.
 func defaults() Config {
 	return Config{
-		DB:  defaultDB,
+		DB: defaultDB,
 		// Level "" is "warn" interactively, so that `hermod run` prints
 		// its one line and nothing else, and "info" under a service manager.
 		Log: LogConfig{Level: "", Format: "text"},
