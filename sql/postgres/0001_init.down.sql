@@ -1,2 +1,12 @@
--- placeholder
-SELECT 1;
+-- Removes everything 0001_init.up.sql and procedures/postgres created.
+DROP FUNCTION IF EXISTS SendMessage(VARCHAR, TEXT, VARCHAR, VARCHAR, TIMESTAMP, INT, VARCHAR);
+DROP FUNCTION IF EXISTS CancelMessage(BIGINT);
+DROP TABLE IF EXISTS Messages;
+DROP FUNCTION IF EXISTS MessagesNotify();
+DROP TABLE IF EXISTS MessageParts;
+DROP TABLE IF EXISTS PendingReports;
+DROP TABLE IF EXISTS Channels;
+DROP TABLE IF EXISTS Options;
+DROP TABLE IF EXISTS Nodes;
+DROP TABLE IF EXISTS Leaders;
+DROP TABLE IF EXISTS ApiKeys;

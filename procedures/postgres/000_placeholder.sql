@@ -1,2 +1,0 @@
--- placeholder: the postgres store replaces this file
-SELECT 1;
