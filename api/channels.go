@@ -274,4 +274,3 @@ func (s *Server) handleKeyRevoke(w http.ResponseWriter, r *http.Request) *proble
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-

@@ -65,7 +65,7 @@ func jsonProblem(err error) *problem {
 	case errors.As(err, &syntax):
 		return newProblem(http.StatusBadRequest, problemInvalid, fmt.Sprintf("the request body is not valid JSON at byte %d: %s", syntax.Offset, syntax.Error()))
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		field := strings.TrimPrefix(typeErr.Field, "NewMessage.")
 		if field == "" {
 			return newProblem(http.StatusBadRequest, problemInvalid, fmt.Sprintf("the request body is a JSON %s where an object was expected", typeErr.Value))
 		}

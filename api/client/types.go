@@ -143,9 +143,9 @@ type ReprocessRequest struct {
 
 // Channel is one row of Channels.
 type Channel struct {
-	ID      int64  `json:"ID"`
-	Name    string `json:"Name"`
-	Type    string `json:"Type"`
+	ID   int64  `json:"ID"`
+	Name string `json:"Name"`
+	Type string `json:"Type"`
 	// Settings is the channel type's JSON settings object.
 	Settings      RawJSON   `json:"Settings,omitempty"`
 	Enabled       bool      `json:"Enabled"`
