@@ -1,0 +1,62 @@
+package sqlserver
+
+import (
+	"strconv"
+	"strings"
+)
+
+// args collects the parameters of a statement built at run time and names
+// them @p1, @p2, ... in order, as go-mssqldb numbers positional arguments.
+type args struct {
+	vals []any
+}
+
+// add appends v and returns its placeholder.
+func (a *args) add(v any) string {
+	a.vals = append(a.vals, v)
+	return "@p" + strconv.Itoa(len(a.vals))
+}
+
+// len is the number of parameters so far.
+func (a *args) len() int { return len(a.vals) }
+
+// batchPrefix starts every multi-statement batch: no row-count messages
+// between result sets, and any error aborts the batch and the transaction
+// (the Go side then rolls back), instead of SQL Server's default of running
+// the next statement after a failed one.
+const batchPrefix = "SET NOCOUNT ON;\nSET XACT_ABORT ON;\nDECLARE @now DATETIME2(3) = SYSUTCDATETIME();\n"
+
+// traceLine is T-SQL for one Trace line, "2006-01-02 15:04:05.000 STATUS
+// text" and a line feed, stamped with @now (which batchPrefix declares).
+// status and text are T-SQL expressions.
+func traceLine(status, text string) string {
+	return "CONVERT(NVARCHAR(23), @now, 121) + N' ' + " + status + " + N' ' + " + text + " + NCHAR(10)"
+}
+
+// appendTrace is T-SQL for the Trace column with traceLine appended.
+func appendTrace(alias, status, text string) string {
+	return alias + ".Trace + " + traceLine(status, text)
+}
+
+// lit quotes s as an NVARCHAR literal.
+func lit(s string) string {
+	return "N'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// chunks splits n items into runs that each use at most maxParams
+// parameters at perItem parameters per item, and at most maxItems items.
+func chunks(n, perItem, maxItems int) [][2]int {
+	size := maxParams / perItem
+	if maxItems > 0 && size > maxItems {
+		size = maxItems
+	}
+	if size < 1 {
+		size = 1
+	}
+	var out [][2]int
+	for start := 0; start < n; start += size {
+		end := min(start+size, n)
+		out = append(out, [2]int{start, end})
+	}
+	return out
+}

@@ -1,0 +1,654 @@
+package sqlserver
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hermod-sms/hermod/store"
+)
+
+// pickHints are the table hints of every "pick the next rows" subquery: take
+// update locks row by row, skip rows another session holds (Babelfish waits
+// instead: correctness never depends on skipping), and read with locks even
+// when the database runs read-committed snapshot (the Azure SQL default).
+const pickHints = "WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)"
+
+// batchLimit clamps a row limit to (0, maxBatch]; 0 or less takes def.
+func batchLimit(n, def int) int64 {
+	if n <= 0 {
+		n = def
+	}
+	return int64(min(n, maxBatch))
+}
+
+// buildRoute builds MessageRoute's batch. The due rows are picked in
+// ScheduledTime order and changed in one UPDATE: EXPIRED when ValidUntil
+// passed, else QUEUED on their own channel if it exists, else QUEUED on
+// channels[ID % len(channels)] if unassigned, else NOCHANNEL. The result is
+// one row per new status with its count.
+func buildRoute(channels []int64, limit int64) (string, []any) {
+	var a args
+	roundRobin := "CAST(NULL AS INT)"
+	if len(channels) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "CASE m.ID %% %d", len(channels))
+		for i, id := range channels {
+			fmt.Fprintf(&b, " WHEN %d THEN %s", i, a.add(chanArg(id)))
+		}
+		b.WriteString(" END")
+		roundRobin = b.String()
+	}
+	const expired = "(m.ValidUntil IS NOT NULL AND m.ValidUntil <= @now)"
+	queued := "((m.ChannelID IS NULL AND " + roundRobin + " IS NOT NULL) OR (m.ChannelID IS NOT NULL AND c.ID IS NOT NULL))"
+	newChannel := "CASE WHEN m.ChannelID IS NULL AND NOT " + expired + " THEN " + roundRobin + " ELSE m.ChannelID END"
+	newStatus := "CASE WHEN " + expired + " THEN N'EXPIRED' WHEN " + queued + " THEN N'QUEUED' ELSE N'NOCHANNEL' END"
+	noChannelWhy := "CASE WHEN m.ChannelID IS NULL THEN N'no enabled channel can send it'" +
+		" ELSE N'channel ' + CONVERT(NVARCHAR(20), m.ChannelID) + N' does not exist' END"
+	validUntil := "CONVERT(NVARCHAR(23), m.ValidUntil, 121)"
+	details := "CASE WHEN " + expired + " THEN N'ValidUntil ' + " + validUntil + " + N' passed before the message was routed'" +
+		" WHEN " + queued + " THEN NULL ELSE " + noChannelWhy + " END"
+	traceText := "CASE WHEN " + expired + " THEN N'ValidUntil ' + " + validUntil + " + N' passed before routing'" +
+		" WHEN " + queued + " THEN N'routed to channel ' + CONVERT(NVARCHAR(20), " + newChannel + ")" +
+		" ELSE " + noChannelWhy + " END"
+
+	q := batchPrefix + `DECLARE @routed TABLE (Status NVARCHAR(16) NOT NULL);
+UPDATE m SET
+	ChannelID = ` + newChannel + `,
+	Status = ` + newStatus + `,
+	TriggerStatus = CASE WHEN ` + queued + ` AND NOT ` + expired + ` THEN m.TriggerStatus ELSE N'' END,
+	StatusDetails = ` + details + `,
+	LastUpdate = @now,
+	Trace = ` + appendTrace("m", newStatus, traceText) + `
+OUTPUT inserted.Status INTO @routed (Status)
+FROM hermod.Messages AS m
+LEFT JOIN hermod.Channels AS c ON c.ID = m.ChannelID
+WHERE m.ID IN (SELECT TOP (` + a.add(limit) + `) q.ID FROM hermod.Messages AS q ` + pickHints + `
+		WHERE q.Status = N'SCHEDULED' AND q.Direction = N'OUT'
+		  AND (q.ScheduledTime IS NULL OR q.ScheduledTime <= @now)
+		ORDER BY q.ScheduledTime, q.ID)
+  AND m.Status = N'SCHEDULED';
+SELECT r.Status, COUNT(*) FROM @routed AS r GROUP BY r.Status;
+`
+	return q, a.vals
+}
+
+// MessageRoute moves due SCHEDULED outgoing messages to QUEUED on a channel,
+// or to NOCHANNEL or EXPIRED, in one statement.
+func (s *Store) MessageRoute(ctx context.Context, p store.RouteParams) (store.RouteResult, error) {
+	if len(p.Channels) > maxParams-10 {
+		return store.RouteResult{}, fmt.Errorf("route messages: %d channels: give at most %d: %w", len(p.Channels), maxParams-10, store.ErrInvalid)
+	}
+	q, vals := buildRoute(p.Channels, batchLimit(p.Limit, defaultBatch))
+	var res store.RouteResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res = store.RouteResult{}
+		rows, err := tx.QueryContext(ctx, q, vals...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var status string
+			var n int
+			if err := rows.Scan(&status, &n); err != nil {
+				return err
+			}
+			switch status {
+			case store.StatusQueued:
+				res.Queued += n
+			case store.StatusExpired:
+				res.Expired += n
+			default:
+				res.NoChannel += n
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return store.RouteResult{}, mapError(err, "route messages")
+	}
+	return res, nil
+}
+
+// claimSQL is the claim: BRIEF's portable form. The picked IDs go through
+// OUTPUT ... INTO a table variable and are read back in the same
+// transaction, because a bare OUTPUT clause fails on a table with triggers.
+var claimSQL = batchPrefix + `DECLARE @claimed TABLE (ID BIGINT NOT NULL PRIMARY KEY);
+UPDATE m SET
+	Status = N'SENDING',
+	Attempts = m.Attempts + 1,
+	LeaseOwner = @p1,
+	LeaseExpires = ` + addDuration("@now", "@p2", "@p3") + `,
+	LastUpdate = @now,
+	Trace = ` + appendTrace("m", "N'SENDING'", "N'claimed by ' + @p1 + N', attempt ' + CONVERT(NVARCHAR(20), m.Attempts + 1)") + `
+OUTPUT inserted.ID INTO @claimed (ID)
+FROM hermod.Messages AS m
+WHERE m.ID IN (SELECT TOP (@p5) q.ID FROM hermod.Messages AS q ` + pickHints + `
+		WHERE q.Status = N'QUEUED' AND q.ChannelID = @p4
+		  AND (q.NextAttemptTime IS NULL OR q.NextAttemptTime <= @now)
+		  AND (q.ValidUntil IS NULL OR q.ValidUntil > @now)
+		ORDER BY q.Priority DESC, q.ID)
+  AND m.Status = N'QUEUED';
+SELECT ` + messageColumns + `
+FROM hermod.Messages AS m JOIN @claimed AS c ON c.ID = m.ID
+ORDER BY m.Priority DESC, m.ID;
+`
+
+// MessageClaim makes up to p.Limit (at most 1,000) due QUEUED messages of
+// one channel SENDING under a lease, highest Priority first, in one
+// statement, and returns them in that order.
+func (s *Store) MessageClaim(ctx context.Context, p store.ClaimParams) ([]*store.Message, error) {
+	if p.Owner == "" {
+		return nil, fmt.Errorf("claim messages: Owner is required: give the node's name: %w", store.ErrInvalid)
+	}
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	if p.Lease <= 0 {
+		return nil, fmt.Errorf("claim messages: Lease %s must be positive: give how long the node may hold the messages: %w", p.Lease, store.ErrInvalid)
+	}
+	secs, millis := durationArgs(p.Lease)
+	var out []*store.Message
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, claimSQL, p.Owner, secs, millis, chanArg(p.ChannelID), batchLimit(p.Limit, 0))
+		if err != nil {
+			return err
+		}
+		out, err = scanMessages(rows)
+		return err
+	})
+	if err != nil {
+		return nil, mapError(err, fmt.Sprintf("claim messages of channel %d", p.ChannelID))
+	}
+	// ORDER BY already sorts them; keep the contract even if a server
+	// returns them otherwise.
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Priority != out[j].Priority {
+			return out[i].Priority > out[j].Priority
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// lastByID keeps the last entry for each ID, in first-seen order: a batch
+// that names a message twice applies its last word.
+func lastByID[T any](ps []T, id func(T) int64) []T {
+	index := map[int64]int{}
+	var out []T
+	for _, p := range ps {
+		if i, ok := index[id(p)]; ok {
+			out[i] = p
+			continue
+		}
+		index[id(p)] = len(out)
+		out = append(out, p)
+	}
+	return out
+}
+
+// reportTableSQL declares @r, the delivery reports applyReportsSQL applies.
+const reportTableSQL = `DECLARE @r TABLE (Ord BIGINT NOT NULL PRIMARY KEY, ChannelID INT NOT NULL,
+	Reference NVARCHAR(100) NOT NULL, Status NVARCHAR(16) NOT NULL, ErrorCode NVARCHAR(64) NULL,
+	DoneTime DATETIME2(3) NULL, MessageID BIGINT NULL, PartNumber INT NULL);
+`
+
+// applyReportsSQL applies the reports in @r: each finds the part with its
+// (ChannelID, Reference), the newest message's if a provider reused a
+// reference; the last report for a part wins. Then every message whose parts
+// changed becomes NOTDELIVERED if a part is not delivered, or DELIVERED
+// (DeliveredTime the last part's) once every part is. Reports that found no
+// part keep MessageID NULL.
+var applyReportsSQL = `UPDATE r SET MessageID = (SELECT MAX(p.MessageID) FROM hermod.MessageParts AS p
+		WHERE p.ChannelID = r.ChannelID AND p.Reference = r.Reference)
+FROM @r AS r;
+UPDATE r SET PartNumber = (SELECT MIN(p.PartNumber) FROM hermod.MessageParts AS p
+		WHERE p.MessageID = r.MessageID AND p.ChannelID = r.ChannelID AND p.Reference = r.Reference)
+FROM @r AS r
+WHERE r.MessageID IS NOT NULL;
+UPDATE p SET Status = r.Status, ErrorCode = r.ErrorCode, DeliveredTime = COALESCE(r.DoneTime, @now)
+FROM hermod.MessageParts AS p
+JOIN @r AS r ON r.MessageID = p.MessageID AND r.PartNumber = p.PartNumber
+WHERE r.Ord = (SELECT MAX(r2.Ord) FROM @r AS r2 WHERE r2.MessageID = r.MessageID AND r2.PartNumber = r.PartNumber);
+UPDATE m SET
+	Status = ` + reportStatus + `,
+	TriggerStatus = N'',
+	DeliveredTime = CASE WHEN t.NotDelivered > 0 THEN m.DeliveredTime ELSE t.LastDone END,
+	ErrorCode = CASE WHEN t.NotDelivered > 0 THEN t.BadError ELSE NULL END,
+	StatusDetails = CASE WHEN t.NotDelivered > 0 THEN ` + notDeliveredWhy + ` ELSE NULL END,
+	LastUpdate = @now,
+	Trace = ` + appendTrace("m", reportStatus, "CASE WHEN t.NotDelivered > 0 THEN "+notDeliveredWhy+
+	" WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END") + `
+FROM hermod.Messages AS m
+JOIN (SELECT p.MessageID,
+		SUM(CASE WHEN p.Status = N'DELIVERED' THEN 1 ELSE 0 END) AS Delivered,
+		SUM(CASE WHEN p.Status = N'NOTDELIVERED' THEN 1 ELSE 0 END) AS NotDelivered,
+		MAX(p.DeliveredTime) AS LastDone,
+		MIN(CASE WHEN p.Status = N'NOTDELIVERED' THEN p.PartNumber ELSE 2147483647 END) AS BadPart,
+		MAX(CASE WHEN p.Status = N'NOTDELIVERED' THEN COALESCE(p.ErrorCode, N'') ELSE N'' END) AS BadError
+	FROM hermod.MessageParts AS p
+	WHERE p.MessageID IN (SELECT r.MessageID FROM @r AS r WHERE r.MessageID IS NOT NULL)
+	GROUP BY p.MessageID) AS t ON t.MessageID = m.ID
+WHERE m.Status IN (N'SENT', N'NOREPORT')
+  AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts));
+`
+
+const (
+	reportStatus    = "CASE WHEN t.NotDelivered > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END"
+	notDeliveredWhy = "N'part ' + CONVERT(NVARCHAR(20), t.BadPart) + N' not delivered'" +
+		" + CASE WHEN t.BadError = N'' THEN N'' ELSE N' (error ' + t.BadError + N')' END"
+)
+
+// buildMarkSent builds the batch for one chunk of MessageMarkSent: the
+// messages, then their parts, then the pending reports of those parts.
+func buildMarkSent(ps []store.SentParams) (string, []any) {
+	var a args
+	var b strings.Builder
+	b.WriteString(batchPrefix)
+	b.WriteString(`DECLARE @v TABLE (ID BIGINT NOT NULL PRIMARY KEY, Owner NVARCHAR(128) NOT NULL,
+	Reference NVARCHAR(100) NULL, TotalParts INT NOT NULL, Note NVARCHAR(MAX) NOT NULL);
+DECLARE @parts TABLE (MessageID BIGINT NOT NULL, PartNumber INT NOT NULL, Reference NVARCHAR(100) NULL,
+	SentTime DATETIME2(3) NULL, PRIMARY KEY (MessageID, PartNumber));
+DECLARE @done TABLE (ID BIGINT NOT NULL PRIMARY KEY, ChannelID INT NULL);
+`)
+	b.WriteString(reportTableSQL)
+	b.WriteString("INSERT INTO @v (ID, Owner, Reference, TotalParts, Note) VALUES\n")
+	type part struct {
+		msg  int64
+		n    int
+		ref  string
+		sent any
+	}
+	var parts []part
+	for i, p := range ps {
+		list := p.Parts
+		if len(list) == 0 {
+			list = []store.Part{{PartNumber: 1, Reference: p.Reference}}
+		}
+		ref := p.Reference
+		if ref == "" {
+			ref = list[0].Reference
+		}
+		note := p.Note
+		if note == "" {
+			note = "accepted by the provider"
+		}
+		if ref != "" {
+			note += ", reference " + ref
+		}
+		if len(list) > 1 {
+			note += ", " + strconv.Itoa(len(list)) + " parts"
+		}
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s)", a.add(p.ID), a.add(p.Owner), a.add(nstr(ref)), a.add(int64(len(list))), a.add(note))
+		seen := map[int]int{}
+		for j, pt := range list {
+			n := pt.PartNumber
+			if n <= 0 {
+				n = j + 1
+			}
+			if k, ok := seen[n]; ok {
+				parts[k] = part{p.ID, n, pt.Reference, dt(pt.SentTime)}
+				continue
+			}
+			seen[n] = len(parts)
+			parts = append(parts, part{p.ID, n, pt.Reference, dt(pt.SentTime)})
+		}
+	}
+	b.WriteString(";\nINSERT INTO @parts (MessageID, PartNumber, Reference, SentTime) VALUES\n")
+	for i, pt := range parts {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, "(%s, %s, %s, %s)", a.add(pt.msg), a.add(int64(pt.n)), a.add(nstr(pt.ref)), a.add(pt.sent))
+	}
+	b.WriteString(`;
+UPDATE m SET
+	Status = N'SENT',
+	TriggerStatus = N'',
+	SentTime = @now,
+	Reference = v.Reference,
+	TotalParts = v.TotalParts,
+	LeaseOwner = NULL,
+	LeaseExpires = NULL,
+	NextAttemptTime = NULL,
+	ErrorCode = NULL,
+	StatusDetails = NULL,
+	LastUpdate = @now,
+	Trace = ` + appendTrace("m", "N'SENT'", "v.Note") + `
+OUTPUT inserted.ID, inserted.ChannelID INTO @done (ID, ChannelID)
+FROM hermod.Messages AS m
+JOIN @v AS v ON v.ID = m.ID
+WHERE m.Status = N'SENDING' AND m.LeaseOwner = v.Owner;
+DELETE p FROM hermod.MessageParts AS p JOIN @done AS d ON d.ID = p.MessageID;
+INSERT INTO hermod.MessageParts (MessageID, PartNumber, ChannelID, Reference, Status, SentTime)
+SELECT x.MessageID, x.PartNumber, d.ChannelID, x.Reference, N'SENT', COALESCE(x.SentTime, @now)
+FROM @parts AS x JOIN @done AS d ON d.ID = x.MessageID;
+IF EXISTS (SELECT 1 FROM hermod.PendingReports)
+BEGIN
+	INSERT INTO @r (Ord, ChannelID, Reference, Status, ErrorCode, DoneTime)
+	SELECT pr.ID, pr.ChannelID, pr.Reference, pr.Status, pr.ErrorCode, pr.DoneTime
+	FROM hermod.PendingReports AS pr
+	WHERE EXISTS (SELECT 1 FROM hermod.MessageParts AS p JOIN @done AS d ON d.ID = p.MessageID
+		WHERE p.ChannelID = pr.ChannelID AND p.Reference = pr.Reference);
+	DELETE pr FROM hermod.PendingReports AS pr JOIN @r AS r ON r.Ord = pr.ID;
+` + applyReportsSQL + `END;
+SELECT COUNT(*) FROM @done;
+`)
+	return b.String(), a.vals
+}
+
+// MessageMarkSent makes claimed messages SENT, writes their parts and
+// applies the delivery reports that arrived before them, one batch per
+// chunk, in one transaction.
+func (s *Store) MessageMarkSent(ctx context.Context, ps []store.SentParams) (int, error) {
+	ps = lastByID(ps, func(p store.SentParams) int64 { return p.ID })
+	if len(ps) == 0 {
+		return 0, nil
+	}
+	for _, p := range ps {
+		if n := 5 + 4*len(p.Parts); n > maxParams {
+			return 0, fmt.Errorf("mark message %d sent: %d parts: give at most %d: %w", p.ID, len(p.Parts), (maxParams-5)/4, store.ErrInvalid)
+		}
+	}
+	// Chunk so that messages and their parts stay under the parameter limit.
+	var groups [][]store.SentParams
+	var cur []store.SentParams
+	params := 0
+	for _, p := range ps {
+		need := 5 + 4*max(1, len(p.Parts))
+		if len(cur) > 0 && (params+need > maxParams || len(cur) >= 200) {
+			groups = append(groups, cur)
+			cur, params = nil, 0
+		}
+		cur = append(cur, p)
+		params += need
+	}
+	groups = append(groups, cur)
+
+	changed := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		changed = 0
+		for _, g := range groups {
+			q, vals := buildMarkSent(g)
+			var n int
+			if err := tx.QueryRowContext(ctx, q, vals...).Scan(&n); err != nil {
+				return err
+			}
+			changed += n
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, mapError(err, "mark messages sent")
+	}
+	return changed, nil
+}
+
+// buildMarkRetry builds the batch that returns claimed messages to QUEUED.
+func buildMarkRetry(ps []store.RetryParams) (string, []any) {
+	var a args
+	var b strings.Builder
+	b.WriteString(batchPrefix)
+	b.WriteString(`DECLARE @done TABLE (ID BIGINT NOT NULL);
+UPDATE m SET
+	Status = N'QUEUED',
+	NextAttemptTime = ` + addDuration("@now", "v.DelaySeconds", "v.DelayMillis") + `,
+	LeaseOwner = NULL,
+	LeaseExpires = NULL,
+	ErrorCode = LEFT(v.ErrorCode, 64),
+	StatusDetails = LEFT(v.Error, 1000),
+	LastUpdate = @now,
+	Trace = ` + appendTrace("m", "N'QUEUED'", "N'retry after ' + v.Delay + N': ' + COALESCE(v.Error, N'temporary error')") + `
+OUTPUT inserted.ID INTO @done (ID)
+FROM hermod.Messages AS m
+JOIN (VALUES
+`)
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		secs, millis := durationArgs(max(p.Delay, 0))
+		fmt.Fprintf(&b, "\t(%s, %s, CAST(%s AS INT), CAST(%s AS INT), %s, CAST(%s AS NVARCHAR(MAX)), CAST(%s AS NVARCHAR(MAX)))",
+			a.add(p.ID), a.add(p.Owner), a.add(secs), a.add(millis), a.add(max(p.Delay, 0).String()), a.add(nstr(p.ErrorCode)), a.add(nstr(p.Error)))
+	}
+	b.WriteString(`) AS v (ID, Owner, DelaySeconds, DelayMillis, Delay, ErrorCode, Error) ON v.ID = m.ID
+WHERE m.Status = N'SENDING' AND m.LeaseOwner = v.Owner;
+SELECT COUNT(*) FROM @done;
+`)
+	return b.String(), a.vals
+}
+
+// MessageMarkRetry returns claimed messages to QUEUED with NextAttemptTime
+// = now + Delay, clearing the lease.
+func (s *Store) MessageMarkRetry(ctx context.Context, ps []store.RetryParams) (int, error) {
+	ps = lastByID(ps, func(p store.RetryParams) int64 { return p.ID })
+	return s.markMany(ctx, "mark messages for retry", len(ps), 7, func(i, j int) (string, []any) {
+		return buildMarkRetry(ps[i:j])
+	})
+}
+
+// buildMarkFailed builds the batch that makes claimed messages FAILED.
+func buildMarkFailed(ps []store.FailParams) (string, []any) {
+	var a args
+	var b strings.Builder
+	b.WriteString(batchPrefix)
+	b.WriteString(`DECLARE @done TABLE (ID BIGINT NOT NULL);
+UPDATE m SET
+	Status = N'FAILED',
+	TriggerStatus = N'',
+	LeaseOwner = NULL,
+	LeaseExpires = NULL,
+	NextAttemptTime = NULL,
+	ErrorCode = LEFT(v.ErrorCode, 64),
+	StatusDetails = LEFT(v.Error, 1000),
+	LastUpdate = @now,
+	Trace = ` + appendTrace("m", "N'FAILED'", "COALESCE(v.Error, N'failed')") + `
+OUTPUT inserted.ID INTO @done (ID)
+FROM hermod.Messages AS m
+JOIN (VALUES
+`)
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, "\t(%s, %s, CAST(%s AS NVARCHAR(MAX)), CAST(%s AS NVARCHAR(MAX)))",
+			a.add(p.ID), a.add(p.Owner), a.add(nstr(p.ErrorCode)), a.add(nstr(p.Error)))
+	}
+	b.WriteString(`) AS v (ID, Owner, ErrorCode, Error) ON v.ID = m.ID
+WHERE m.Status = N'SENDING' AND m.LeaseOwner = v.Owner;
+SELECT COUNT(*) FROM @done;
+`)
+	return b.String(), a.vals
+}
+
+// MessageMarkFailed makes claimed messages FAILED.
+func (s *Store) MessageMarkFailed(ctx context.Context, ps []store.FailParams) (int, error) {
+	ps = lastByID(ps, func(p store.FailParams) int64 { return p.ID })
+	return s.markMany(ctx, "mark messages failed", len(ps), 4, func(i, j int) (string, []any) {
+		return buildMarkFailed(ps[i:j])
+	})
+}
+
+// markMany runs build over chunks of n items in one transaction and sums the
+// counts the batches return.
+func (s *Store) markMany(ctx context.Context, doing string, n, perItem int, build func(i, j int) (string, []any)) (int, error) {
+	if n == 0 {
+		return 0, nil
+	}
+	changed := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		changed = 0
+		for _, c := range chunks(n, perItem, maxBatch) {
+			q, vals := build(c[0], c[1])
+			var k int
+			if err := tx.QueryRowContext(ctx, q, vals...).Scan(&k); err != nil {
+				return err
+			}
+			changed += k
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, mapError(err, doing)
+	}
+	return changed, nil
+}
+
+// buildReportApply builds the batch for one chunk of delivery reports.
+func buildReportApply(ps []store.ReportParams) (string, []any) {
+	var a args
+	var b strings.Builder
+	b.WriteString(batchPrefix)
+	b.WriteString(reportTableSQL)
+	b.WriteString("INSERT INTO @r (Ord, ChannelID, Reference, Status, ErrorCode, DoneTime) VALUES\n")
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, "(%d, %s, %s, %s, LEFT(CAST(%s AS NVARCHAR(MAX)), 64), %s)",
+			i, a.add(chanArg(p.ChannelID)), a.add(p.Reference), a.add(p.Status), a.add(nstr(p.ErrorCode)), a.add(dt(p.DoneTime)))
+	}
+	b.WriteString(";\n")
+	b.WriteString(applyReportsSQL)
+	b.WriteString(`INSERT INTO hermod.PendingReports (ChannelID, Reference, Status, ErrorCode, DoneTime, ReceivedTime)
+SELECT r.ChannelID, r.Reference, r.Status, r.ErrorCode, COALESCE(r.DoneTime, @now), @now
+FROM @r AS r
+WHERE r.MessageID IS NULL
+ORDER BY r.Ord;
+SELECT SUM(CASE WHEN r.MessageID IS NOT NULL THEN 1 ELSE 0 END), SUM(CASE WHEN r.MessageID IS NULL THEN 1 ELSE 0 END)
+FROM @r AS r;
+`)
+	return b.String(), a.vals
+}
+
+// MessageReportApply applies delivery reports to parts; reports whose part
+// is not known yet are kept in PendingReports.
+func (s *Store) MessageReportApply(ctx context.Context, ps []store.ReportParams) (store.ReportResult, error) {
+	for i, p := range ps {
+		if p.Reference == "" {
+			return store.ReportResult{}, fmt.Errorf("delivery report %d of the batch: Reference is required: %w", i, store.ErrInvalid)
+		}
+		if p.Status != store.PartDelivered && p.Status != store.PartNotDelivered {
+			return store.ReportResult{}, fmt.Errorf("delivery report %d of the batch: Status %q must be %s or %s: %w",
+				i, p.Status, store.PartDelivered, store.PartNotDelivered, store.ErrInvalid)
+		}
+		if p.ChannelID <= 0 {
+			return store.ReportResult{}, fmt.Errorf("delivery report %d of the batch: ChannelID is required: give the channel the report came in on: %w", i, store.ErrInvalid)
+		}
+	}
+	var res store.ReportResult
+	if len(ps) == 0 {
+		return res, nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res = store.ReportResult{}
+		for _, c := range chunks(len(ps), 5, maxBatch) {
+			q, vals := buildReportApply(ps[c[0]:c[1]])
+			var matched, pending sql.NullInt64
+			if err := tx.QueryRowContext(ctx, q, vals...).Scan(&matched, &pending); err != nil {
+				return err
+			}
+			res.Matched += int(matched.Int64)
+			res.Pending += int(pending.Int64)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.ReportResult{}, mapError(err, "apply delivery reports")
+	}
+	return res, nil
+}
+
+var rescueSQL = batchPrefix + `DECLARE @done TABLE (ID BIGINT NOT NULL);
+UPDATE m SET
+	Status = N'QUEUED',
+	LeaseOwner = NULL,
+	LeaseExpires = NULL,
+	StatusDetails = N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired; the message may have been sent',
+	LastUpdate = @now,
+	Trace = ` + appendTrace("m", "N'QUEUED'", "N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired at ' + "+
+	"COALESCE(CONVERT(NVARCHAR(23), m.LeaseExpires, 121), N'?') + N'; the message may have been sent already (at-least-once)'") + `
+OUTPUT inserted.ID INTO @done (ID)
+FROM hermod.Messages AS m
+WHERE m.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q ` + pickHints + `
+		WHERE q.Status = N'SENDING' AND q.LeaseExpires <= @now
+		ORDER BY q.LeaseExpires)
+  AND m.Status = N'SENDING';
+SELECT COUNT(*) FROM @done;
+`
+
+// MessageRescue returns SENDING messages whose lease expired to QUEUED.
+func (s *Store) MessageRescue(ctx context.Context, limit int) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, rescueSQL, batchLimit(limit, defaultBatch)).Scan(&n)
+	})
+	if err != nil {
+		return 0, mapError(err, "rescue messages with expired leases")
+	}
+	if n > 0 {
+		s.logger.Warn("returned messages whose lease expired to the queue; they may be sent twice", "count", n)
+	}
+	return n, nil
+}
+
+var sweepSQL = batchPrefix + `DECLARE @noreport TABLE (ID BIGINT NOT NULL);
+DECLARE @expired TABLE (ID BIGINT NOT NULL);
+DECLARE @deleted TABLE (ID BIGINT NOT NULL);
+UPDATE m SET
+	Status = N'NOREPORT',
+	TriggerStatus = N'',
+	StatusDetails = N'no delivery report within ' + @p1,
+	LastUpdate = @now,
+	Trace = ` + appendTrace("m", "N'NOREPORT'", "N'no delivery report within ' + @p1") + `
+OUTPUT inserted.ID INTO @noreport (ID)
+FROM hermod.Messages AS m
+WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `
+		WHERE q.Status = N'SENT' AND q.RequestDeliveryReport = 1
+		  AND q.SentTime <= ` + addDuration("@now", "@p2", "@p3") + `
+		ORDER BY q.SentTime)
+  AND m.Status = N'SENT';
+UPDATE m SET
+	Status = N'EXPIRED',
+	TriggerStatus = N'',
+	StatusDetails = N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before the message was sent',
+	LastUpdate = @now,
+	Trace = ` + appendTrace("m", "N'EXPIRED'", "N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before sending'") + `
+OUTPUT inserted.ID INTO @expired (ID)
+FROM hermod.Messages AS m
+WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `
+		WHERE q.Status = N'QUEUED' AND q.ValidUntil IS NOT NULL AND q.ValidUntil <= @now
+		ORDER BY q.ID)
+  AND m.Status = N'QUEUED';
+DELETE pr
+OUTPUT deleted.ID INTO @deleted (ID)
+FROM hermod.PendingReports AS pr
+WHERE pr.ID IN (SELECT TOP (@p4) x.ID FROM hermod.PendingReports AS x ` + pickHints + `
+		WHERE x.ReceivedTime <= ` + addDuration("@now", "@p5", "@p6") + `
+		ORDER BY x.ID);
+SELECT (SELECT COUNT(*) FROM @noreport), (SELECT COUNT(*) FROM @expired), (SELECT COUNT(*) FROM @deleted);
+`
+
+// MessageSweep makes overdue SENT messages NOREPORT and expired QUEUED
+// messages EXPIRED, and deletes stale pending reports, each at most
+// p.Limit rows.
+func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.SweepResult, error) {
+	nrSecs, nrMillis := durationArgs(-max(p.NoReportAfter, 0))
+	prSecs, prMillis := durationArgs(-max(p.PendingReportTTL, 0))
+	var res store.SweepResult
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, sweepSQL, max(p.NoReportAfter, 0).String(), nrSecs, nrMillis,
+			batchLimit(p.Limit, defaultBatch), prSecs, prMillis).Scan(&res.NoReport, &res.Expired, &res.PendingDeleted)
+	})
+	if err != nil {
+		return store.SweepResult{}, mapError(err, "sweep messages")
+	}
+	return res, nil
+}
