@@ -1,0 +1,258 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hermod-sms/hermod/store"
+)
+
+// completerChunk is the most rows one MessageMark* call writes.
+const completerChunk = 1000
+
+// completerMaxPending is how many unwritten results make producers stop
+// claiming until the completer catches up (during an outage, say).
+const completerMaxPending = 20000
+
+// completer collects send results and writes them in batches: per tick one
+// MessageMarkSent, one MessageMarkRetry and one MessageMarkFailed call (in
+// chunks of completerChunk). A failed write is retried with backoff while
+// new results keep coming; a result is never dropped. On Stop it flushes
+// what is left within the deadline.
+type completer struct {
+	e *Engine
+
+	mu      sync.Mutex
+	sent    []store.SentParams
+	retry   []store.RetryParams
+	failed  []store.FailParams
+	channel map[int64]int64 // message ID -> channel ID, for events
+	wake    chan struct{}
+	room    *broadcast // fired after every successful flush
+
+	loop
+	flushed testSignal[flushResult]
+}
+
+// flushResult counts what one flush wrote.
+type flushResult struct {
+	Sent, Retry, Failed int
+}
+
+func newCompleter(e *Engine) *completer {
+	return &completer{e: e, channel: map[int64]int64{}, wake: make(chan struct{}, 1), room: newBroadcast()}
+}
+
+func (c *completer) Start(ctx context.Context) error { return c.loop.start(ctx, "completer", c.run) }
+
+// Stop flushes what is pending, retrying until ctx's deadline.
+func (c *completer) Stop(ctx context.Context) { c.loop.drain(ctx) }
+
+// pending returns how many results wait to be written.
+func (c *completer) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sent) + len(c.retry) + len(c.failed)
+}
+
+// waitRoom blocks while too many results wait, so that producers do not
+// run far ahead of the database. It reports false when ctx or stop ended
+// the wait.
+func (c *completer) waitRoom(ctx context.Context, stopping <-chan struct{}) bool {
+	for {
+		room := c.room.C()
+		if c.pending() < completerMaxPending {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-stopping:
+			return false
+		case <-room:
+		}
+	}
+}
+
+func (c *completer) addSent(channelID int64, p store.SentParams) {
+	c.mu.Lock()
+	c.sent = append(c.sent, p)
+	c.channel[p.ID] = channelID
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *completer) addRetry(channelID int64, p store.RetryParams) {
+	c.mu.Lock()
+	c.retry = append(c.retry, p)
+	c.channel[p.ID] = channelID
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *completer) addFailed(channelID int64, p store.FailParams) {
+	c.mu.Lock()
+	c.failed = append(c.failed, p)
+	c.channel[p.ID] = channelID
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *completer) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *completer) run(ctx context.Context) {
+	e := c.e
+	bo := e.dbBackoff()
+	stopping := c.stopping()
+	for {
+		select {
+		case <-ctx.Done():
+			return // hard stop: nothing is flushed
+		case <-stopping:
+			c.flushAll(ctx, bo)
+			return
+		case <-c.wake:
+		}
+		// Gather results for one tick, then write them together.
+		if !waitWake(ctx, nil, e.cfg.FlushInterval) {
+			return
+		}
+		for c.pending() > 0 {
+			if err := c.flush(ctx); err == nil {
+				bo.reset()
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-stopping:
+				// Keep retrying under Stop's deadline.
+				c.flushAll(ctx, bo)
+				return
+			case <-time.After(bo.next()):
+			}
+		}
+	}
+}
+
+// flushAll flushes until nothing is pending or ctx ends.
+func (c *completer) flushAll(ctx context.Context, bo *backoff) {
+	for c.pending() > 0 {
+		if err := c.flush(ctx); err == nil {
+			bo.reset()
+			continue
+		}
+		if !sleep(ctx, bo.next()) {
+			return
+		}
+	}
+}
+
+// flush writes one chunk of each kind. On error the unwritten results stay
+// pending, in order.
+func (c *completer) flush(ctx context.Context) error {
+	e := c.e
+	c.mu.Lock()
+	sent := c.sent[:min(len(c.sent), completerChunk)]
+	retry := c.retry[:min(len(c.retry), completerChunk)]
+	failed := c.failed[:min(len(c.failed), completerChunk)]
+	c.mu.Unlock()
+
+	var res flushResult
+	var events []Event
+	publish := e.events.active()
+	now := time.Now().UTC()
+	ev := func(id int64, status string) {
+		if publish {
+			c.mu.Lock()
+			ch := c.channel[id]
+			c.mu.Unlock()
+			events = append(events, Event{MessageID: id, Status: status, ChannelID: ch, Time: now})
+		}
+	}
+
+	if len(sent) > 0 {
+		err := e.health.call(ctx, "MessageMarkSent", func(ctx context.Context) error {
+			_, err := e.store.MessageMarkSent(ctx, sent)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range sent {
+			ev(p.ID, store.StatusSent)
+		}
+		c.forget(len(sent), 0, 0, sent, nil, nil)
+		res.Sent = len(sent)
+	}
+	if len(retry) > 0 {
+		err := e.health.call(ctx, "MessageMarkRetry", func(ctx context.Context) error {
+			_, err := e.store.MessageMarkRetry(ctx, retry)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range retry {
+			ev(p.ID, store.StatusQueued)
+		}
+		c.forget(0, len(retry), 0, nil, retry, nil)
+		res.Retry = len(retry)
+	}
+	if len(failed) > 0 {
+		err := e.health.call(ctx, "MessageMarkFailed", func(ctx context.Context) error {
+			_, err := e.store.MessageMarkFailed(ctx, failed)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, p := range failed {
+			ev(p.ID, store.StatusFailed)
+		}
+		c.forget(0, 0, len(failed), nil, nil, failed)
+		res.Failed = len(failed)
+	}
+	if len(events) > 0 {
+		e.events.publish(events...)
+	}
+	c.room.fire()
+	c.flushed.signal(res)
+	return nil
+}
+
+// forget drops written results from the front of the pending lists.
+func (c *completer) forget(ns, nr, nf int, sent []store.SentParams, retry []store.RetryParams, failed []store.FailParams) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range sent {
+		delete(c.channel, p.ID)
+	}
+	for _, p := range retry {
+		delete(c.channel, p.ID)
+	}
+	for _, p := range failed {
+		delete(c.channel, p.ID)
+	}
+	c.sent = compact(c.sent, ns)
+	c.retry = compact(c.retry, nr)
+	c.failed = compact(c.failed, nf)
+}
+
+// compact drops the first n elements, releasing the backing array when
+// the slice empties.
+func compact[T any](s []T, n int) []T {
+	if n == 0 {
+		return s
+	}
+	if n >= len(s) {
+		return nil
+	}
+	return append(s[:0:0], s[n:]...)
+}

@@ -1,0 +1,77 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// health tracks whether the database answers, across every service of an
+// engine, so that an outage is logged once when it starts (Warn "database
+// unavailable") and once when it ends (Info "database reachable again",
+// with its duration), however many calls fail in between.
+type health struct {
+	log *slog.Logger
+
+	mu        sync.Mutex
+	down      bool
+	since     time.Time
+	failures  int
+	lastError string
+}
+
+func newHealth(log *slog.Logger) *health { return &health{log: log} }
+
+// failed records a failed store call. Errors caused by the caller's own
+// context ending (a stop) are not outages and are ignored; ctx is the
+// context the call ran under.
+func (h *health) failed(ctx context.Context, op string, err error) {
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failures++
+	h.lastError = err.Error()
+	if h.down {
+		return
+	}
+	h.down = true
+	h.since = time.Now()
+	h.log.Warn("database unavailable", "operation", op, "error", err)
+}
+
+// ok records a successful store call.
+func (h *health) ok() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.down {
+		return
+	}
+	h.down = false
+	h.log.Info("database reachable again",
+		"outage", time.Since(h.since).Round(time.Millisecond).String(),
+		"failed_calls", h.failures,
+		"last_error", h.lastError)
+	h.failures = 0
+	h.lastError = ""
+}
+
+// isDown reports whether the last store call failed.
+func (h *health) isDown() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.down
+}
+
+// call runs a store call, records its outcome, and returns its error.
+func (h *health) call(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	err := f(ctx)
+	if err != nil {
+		h.failed(ctx, op, err)
+		return err
+	}
+	h.ok()
+	return nil
+}

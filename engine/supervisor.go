@@ -1,0 +1,380 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hermod-sms/hermod/channels"
+	"github.com/hermod-sms/hermod/store"
+)
+
+// Channel states the engine writes to Channels.Status. A channel may write
+// its own ("bound", "reconnecting") through Host.SetStatus.
+const (
+	channelStarting = "starting"
+	channelRunning  = "running"
+	channelError    = "error"
+	channelStopped  = "stopped"
+)
+
+// supervisor reads the Channels table every ChannelRefresh, keeps the list
+// of channels the router may route to, and runs (through a runner each)
+// the enabled channels this node may run.
+type supervisor struct {
+	e       *Engine
+	refresh chan struct{}
+	status  *statusWriter
+
+	mu         sync.Mutex
+	loaded     bool
+	loadedAt   time.Time
+	routeIDs   []int64
+	runners    map[int64]*runner
+	exiting    map[int64]chan struct{} // runners being stopped, by channel ID
+	probes     map[int64]probe
+	runnerWG   sync.WaitGroup
+	runnersCtx context.Context
+
+	loop
+	refreshed testSignal[[]int64] // the routable channel IDs after each read
+	started   testSignal[string]  // a channel started (its name)
+	failed    testSignal[string]  // a channel failed and will be restarted (its name)
+	exited    testSignal[string]  // a runner ended (its name)
+}
+
+// probe caches whether a channel's configuration can send.
+type probe struct {
+	typ, settings string
+	canSend       bool
+}
+
+func newSupervisor(e *Engine) *supervisor {
+	return &supervisor{
+		e:       e,
+		refresh: make(chan struct{}, 1),
+		status:  newStatusWriter(e),
+		runners: map[int64]*runner{},
+		exiting: map[int64]chan struct{}{},
+		probes:  map[int64]probe{},
+	}
+}
+
+// routable returns the IDs of enabled channels that can send, and whether
+// the Channels table has been read at all.
+func (s *supervisor) routable() ([]int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.routeIDs, s.loaded
+}
+
+// refreshIfOlder asks for a re-read of Channels if the last one is older
+// than age.
+func (s *supervisor) refreshIfOlder(age time.Duration) {
+	s.mu.Lock()
+	old := time.Since(s.loadedAt) > age
+	s.mu.Unlock()
+	if old {
+		s.requestRefresh()
+	}
+}
+
+func (s *supervisor) requestRefresh() {
+	select {
+	case s.refresh <- struct{}{}:
+	default:
+	}
+}
+
+func (s *supervisor) Start(ctx context.Context) error {
+	s.runnersCtx = ctx
+	if err := s.status.Start(ctx); err != nil {
+		return err
+	}
+	return s.loop.start(ctx, "channel supervisor", s.run)
+}
+
+// Stop stops every channel (each waits for its in-flight sends within
+// ctx's deadline) and writes their final status.
+func (s *supervisor) Stop(ctx context.Context) {
+	s.loop.stop(ctx)
+	s.mu.Lock()
+	runners := make([]*runner, 0, len(s.runners))
+	for _, r := range s.runners {
+		runners = append(runners, r)
+	}
+	s.runners = map[int64]*runner{}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.Stop(ctx)
+		}()
+	}
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { s.runnerWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	s.status.Stop(ctx)
+}
+
+func (s *supervisor) run(ctx context.Context) {
+	e := s.e
+	bo := e.dbBackoff()
+	for {
+		wait := e.cfg.ChannelRefresh
+		var list []*store.Channel
+		err := e.health.call(ctx, "ChannelList", func(ctx context.Context) (err error) {
+			list, err = e.store.ChannelList(ctx)
+			return err
+		})
+		if err != nil {
+			wait = min(bo.next(), wait)
+		} else {
+			bo.reset()
+			s.apply(ctx, list)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.refresh:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// allowed reports whether this node may run c.
+func (s *supervisor) allowed(c *store.Channel) bool {
+	e := s.e
+	if !c.Enabled || e.cfg.NoChannels {
+		return false
+	}
+	if len(e.cfg.OnlyChannels) > 0 && !slices.Contains(e.cfg.OnlyChannels, c.Name) {
+		return false
+	}
+	return c.Node == "" || c.Node == e.node || (e.host != "" && c.Node == e.host)
+}
+
+// canSend reports whether c's configuration builds a channel that sends
+// (not receive-only). The result is cached until Type or Settings change.
+// Building a channel only validates its settings: constructors connect to
+// nothing (channels.Channel.Start does).
+func (s *supervisor) canSend(c *store.Channel) bool {
+	if p, ok := s.probes[c.ID]; ok && p.typ == c.Type && p.settings == c.Settings {
+		return p.canSend
+	}
+	can := false
+	err := safeCall(s.e.log, "channel constructor "+c.Name, func() error {
+		ch, err := channels.New(c.Type, channelConfig(c, s.e.log))
+		if err != nil {
+			return err
+		}
+		can = true
+		if r, ok := ch.(channels.Receiver); ok && r.ReceiveOnly() {
+			can = false
+		}
+		return nil
+	})
+	if err != nil {
+		s.e.log.Error("channel configuration is invalid; messages are not routed to it", "channel", c.Name, "type", c.Type, "error", err)
+	}
+	s.probes[c.ID] = probe{typ: c.Type, settings: c.Settings, canSend: can}
+	return can
+}
+
+func channelConfig(c *store.Channel, log *slog.Logger) channels.Config {
+	return channels.Config{ID: c.ID, Name: c.Name, Settings: json.RawMessage(c.Settings), Logger: log.With("channel", c.Name)}
+}
+
+// apply reconciles the running channels with the table.
+func (s *supervisor) apply(ctx context.Context, list []*store.Channel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	ids := make([]int64, 0, len(list))
+	seen := make(map[int64]bool, len(list))
+	for _, c := range list {
+		seen[c.ID] = true
+		if c.Enabled && s.canSend(c) {
+			ids = append(ids, c.ID)
+		}
+	}
+	for id := range s.probes {
+		if !seen[id] {
+			delete(s.probes, id)
+		}
+	}
+	changed := !s.loaded || !slices.Equal(ids, s.routeIDs)
+	s.routeIDs = ids
+	s.loaded = true
+	s.loadedAt = time.Now()
+
+	byID := make(map[int64]*store.Channel, len(list))
+	for _, c := range list {
+		byID[c.ID] = c
+	}
+	// Stop runners of removed, disabled, moved or changed channels.
+	for id, r := range s.runners {
+		c, ok := byID[id]
+		if ok && s.allowed(c) && r.sameConfig(c) {
+			continue
+		}
+		delete(s.runners, id)
+		done := make(chan struct{})
+		s.exiting[id] = done
+		s.e.log.Info("stopping channel", "channel", r.cfg.Name, "reason", stopReason(c, ok, s.allowed))
+		go func() {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultStopTimeout)
+			defer cancel()
+			r.Stop(stopCtx)
+			if !ok {
+				// A deleted channel has no row to write a status to.
+				s.status.forget(id)
+			}
+			close(done)
+			s.mu.Lock()
+			delete(s.exiting, id)
+			s.mu.Unlock()
+			s.requestRefresh() // start its successor, if any
+		}()
+	}
+	// Start runners of channels that should run here.
+	for _, c := range list {
+		if !s.allowed(c) {
+			continue
+		}
+		if _, running := s.runners[c.ID]; running {
+			continue
+		}
+		if _, exiting := s.exiting[c.ID]; exiting {
+			continue // started by the refresh its stop requests
+		}
+		r := newRunner(s, c)
+		if err := r.Start(s.runnersCtx); err != nil {
+			s.e.log.Error("channel not started", "channel", c.Name, "error", err)
+			continue
+		}
+		s.runners[c.ID] = r
+	}
+	s.refreshed.signal(ids)
+	if changed {
+		s.e.routerWake.fire()
+	}
+}
+
+func stopReason(c *store.Channel, exists bool, allowed func(*store.Channel) bool) string {
+	switch {
+	case !exists:
+		return "deleted"
+	case !c.Enabled:
+		return "disabled"
+	case !allowed(c):
+		return "not allowed on this node"
+	default:
+		return "configuration changed"
+	}
+}
+
+// statusWriter writes channel states to Channels asynchronously: the
+// latest state per channel wins, writes are retried during outages, and
+// Host.SetStatus never blocks a channel.
+type statusWriter struct {
+	e       *Engine
+	mu      sync.Mutex
+	pending map[int64]store.ChannelStatusParams
+	wake    chan struct{}
+	loop
+	written testSignal[store.ChannelStatusParams]
+}
+
+func newStatusWriter(e *Engine) *statusWriter {
+	return &statusWriter{e: e, pending: map[int64]store.ChannelStatusParams{}, wake: make(chan struct{}, 1)}
+}
+
+func (w *statusWriter) Start(ctx context.Context) error {
+	return w.loop.start(ctx, "channel status writer", w.run)
+}
+
+// Stop writes what is pending within ctx's deadline.
+func (w *statusWriter) Stop(ctx context.Context) { w.loop.drain(ctx) }
+
+func (w *statusWriter) set(p store.ChannelStatusParams) {
+	w.mu.Lock()
+	w.pending[p.ID] = p
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *statusWriter) forget(id int64) {
+	w.mu.Lock()
+	delete(w.pending, id)
+	w.mu.Unlock()
+}
+
+func (w *statusWriter) run(ctx context.Context) {
+	bo := w.e.dbBackoff()
+	stopping := w.stopping()
+	for {
+		final := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-stopping:
+			final = true
+		case <-w.wake:
+		}
+		for {
+			if w.flush(ctx) {
+				bo.reset()
+				break
+			}
+			if !sleep(ctx, bo.next()) {
+				return
+			}
+		}
+		if final {
+			return
+		}
+	}
+}
+
+// flush writes every pending status; it reports whether all were written.
+func (w *statusWriter) flush(ctx context.Context) bool {
+	w.mu.Lock()
+	todo := make([]store.ChannelStatusParams, 0, len(w.pending))
+	for _, p := range w.pending {
+		todo = append(todo, p)
+	}
+	w.mu.Unlock()
+	for _, p := range todo {
+		err := w.e.health.call(ctx, "ChannelSetStatus", func(ctx context.Context) error {
+			err := w.e.store.ChannelSetStatus(ctx, p)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // the channel was deleted meanwhile
+			}
+			return err
+		})
+		if err != nil {
+			return false
+		}
+		w.mu.Lock()
+		if cur, ok := w.pending[p.ID]; ok && cur == p {
+			delete(w.pending, p.ID)
+		}
+		w.mu.Unlock()
+		w.written.signal(p)
+	}
+	return true
+}
