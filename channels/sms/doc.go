@@ -33,7 +33,11 @@
 //
 // For SMPP, a Segment's Payload is the short_message (set esm_class UDHI
 // when it has a UDH), or, with ConcatSAR, its Data goes with the SAR TLVs
-// taken from Number, Total and Reference.
+// taken from Number, Total and Reference. Encoding has gosmpp's
+// data.Encoding methods, so a segment goes to gosmpp as
+// msg.SetMessageDataWithEncoding(seg.Payload(), enc); gosmpp's own
+// SubmitSM.Split is not needed (its GSM7 counting is wrong for extension
+// characters).
 //
 // # Receiving
 //
