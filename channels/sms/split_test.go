@@ -180,3 +180,26 @@ func TestCount(t *testing.T) {
 		require.Equal(t, tt.want, sms.Count(tt.text), "text %.20q", tt.text)
 	}
 }
+
+func TestMeasureErrorsAndNames(t *testing.T) {
+	t.Parallel()
+
+	_, err := sms.Measure("x", sms.Encoding(0), sms.SplitOptions{})
+	require.Error(t, err)
+	_, err = sms.Measure("x", sms.GSM7, sms.SplitOptions{Method: 7})
+	require.Error(t, err)
+	_, err = sms.Measure("a\xff", sms.UCS2, sms.SplitOptions{})
+	require.ErrorIs(t, err, sms.ErrInvalidText)
+	_, err = sms.Measure("ж", sms.GSM7, sms.SplitOptions{})
+	require.ErrorIs(t, err, sms.ErrUnencodable)
+
+	info, err := sms.Measure(strings.Repeat("a", 1000), sms.GSM7, sms.SplitOptions{Method: sms.ConcatNone})
+	require.NoError(t, err)
+	require.Equal(t, sms.Info{Encoding: sms.GSM7, Segments: 1, Units: 1000}, info)
+
+	names := []string{}
+	for _, m := range []sms.ConcatMethod{sms.ConcatUDH8, sms.ConcatUDH16, sms.ConcatSAR, sms.ConcatNone, 9} {
+		names = append(names, m.String())
+	}
+	require.Equal(t, []string{"UDH8", "UDH16", "SAR", "None", "ConcatMethod(9)"}, names)
+}
