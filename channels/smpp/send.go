@@ -246,6 +246,9 @@ func (st *sendState) handle(ev sendEvent) {
 		where = "submit_sm"
 	}
 	switch {
+	case errors.Is(ev.err, errNotWritten):
+		sp.state = partUnsent
+		st.insertRetry(ev.part)
 	case errors.Is(ev.err, errConnLost):
 		c.stats.lost.Add(1)
 		if sp.tries < c.set.PartRetries && !st.failed[sp.msg] {

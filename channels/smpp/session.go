@@ -21,6 +21,10 @@ import (
 // its response came.
 var errConnLost = errors.New("connection lost before the response")
 
+// errNotWritten is the outcome of a request for a connection that had
+// already closed: it never left Hermod.
+var errNotWritten = errors.New("connection closed before the request was written")
+
 // errTimeout is the outcome of a request without response in time.
 var errTimeout = errors.New("no response in time")
 
@@ -48,6 +52,11 @@ type conn struct {
 
 func (cn *conn) close() {
 	cn.once.Do(func() {
+		cn.s.mu.Lock()
+		if cn.s.cur == cn {
+			cn.s.cur, cn.s.waiting = nil, 0
+		}
+		cn.s.mu.Unlock()
 		cn.nc.Close()
 		close(cn.closed)
 		cn.mu.Lock()
@@ -89,7 +98,7 @@ func (cn *conn) send(p *pdu.PDU, timeout time.Duration, done func(*pdu.PDU, erro
 	cn.mu.Lock()
 	if cn.dead {
 		cn.mu.Unlock()
-		done(nil, errConnLost)
+		done(nil, errNotWritten)
 		return
 	}
 	cn.seq++
