@@ -3,6 +3,7 @@ package sqlserver
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -44,6 +45,19 @@ func validateChannel(c *store.Channel) error {
 	if len(c.Node) > 128 {
 		return fmt.Errorf("channel %q: Node is longer than 128 characters: %w", c.Name, store.ErrInvalid)
 	}
+	return validateSettings(c.Name, c.Settings)
+}
+
+// validateSettings checks that a channel's Settings are a JSON object ("" is
+// stored as {}).
+func validateSettings(name, settings string) error {
+	if settings == "" {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(settings), &obj); err != nil || obj == nil {
+		return fmt.Errorf("channel %q: Settings must be a JSON object such as {\"host\":\"smsc.example.com\"}: %w", name, store.ErrInvalid)
+	}
 	return nil
 }
 
@@ -56,7 +70,7 @@ func settingsOrEmpty(s string) string {
 
 // ChannelList returns every channel ordered by ID.
 func (s *Store) ChannelList(ctx context.Context) ([]*store.Channel, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+channelColumns+` FROM hermod.Channels AS c ORDER BY c.ID;`)
+	rows, err := s.db.QueryContext(ctx, channelListSQL)
 	if err != nil {
 		return nil, mapError(err, "list channels")
 	}
@@ -77,7 +91,7 @@ func (s *Store) ChannelList(ctx context.Context) ([]*store.Channel, error) {
 
 // ChannelGet returns a channel by name, or store.ErrNotFound.
 func (s *Store) ChannelGet(ctx context.Context, name string) (*store.Channel, error) {
-	c, err := scanChannel(s.db.QueryRowContext(ctx, `SELECT `+channelColumns+` FROM hermod.Channels AS c WHERE c.Name = @p1;`, name))
+	c, err := scanChannel(s.db.QueryRowContext(ctx, channelGetSQL, name))
 	if errNoRows(err) {
 		return nil, fmt.Errorf("channel %q: %w", name, store.ErrNotFound)
 	}
@@ -122,6 +136,9 @@ SELECT COUNT(*) FROM @done;`
 func (s *Store) ChannelUpdate(ctx context.Context, c store.Channel) error {
 	if c.Type == "" {
 		return fmt.Errorf("update channel %d: Type is required (simulator, smpp, http, ...): %w", c.ID, store.ErrInvalid)
+	}
+	if err := validateSettings(c.Name, c.Settings); err != nil {
+		return fmt.Errorf("update channel %d: %w", c.ID, err)
 	}
 	ok, err := changeOne(ctx, s.db, channelUpdateSQL, chanArg(c.ID), c.Type, settingsOrEmpty(c.Settings), c.Enabled, nstr(c.Node))
 	if err != nil {
@@ -221,8 +238,7 @@ func (s *Store) NodeHeartbeat(ctx context.Context, p store.NodeParams) error {
 
 // NodeList returns every node ordered by Name.
 func (s *Store) NodeList(ctx context.Context) ([]store.Node, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT n.Name, n.Host, n.PID, n.Version, n.StartedTime, n.HeartbeatTime
-FROM hermod.Nodes AS n ORDER BY n.Name;`)
+	rows, err := s.db.QueryContext(ctx, nodeListSQL)
 	if err != nil {
 		return nil, mapError(err, "list nodes")
 	}
@@ -250,7 +266,7 @@ FROM hermod.Nodes AS n ORDER BY n.Name;`)
 
 // NodeDelete removes a node's row.
 func (s *Store) NodeDelete(ctx context.Context, name string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM hermod.Nodes WHERE Name = @p1;`, name); err != nil {
+	if _, err := s.db.ExecContext(ctx, nodeDeleteSQL, name); err != nil {
 		return mapError(err, fmt.Sprintf("delete node %q", name))
 	}
 	return nil
@@ -264,7 +280,7 @@ SELECT COUNT(*) FROM @done;`
 
 // NodeDeleteStale removes nodes without a heartbeat for olderThan.
 func (s *Store) NodeDeleteStale(ctx context.Context, olderThan time.Duration) (int, error) {
-	secs, millis := durationArgs(-max(olderThan, 0))
+	secs, millis := durationArgs(-olderThan)
 	var n int
 	if err := s.db.QueryRowContext(ctx, nodeDeleteStaleSQL, secs, millis).Scan(&n); err != nil {
 		return 0, mapError(err, "delete stale nodes")
@@ -290,9 +306,6 @@ func (s *Store) LeaderElect(ctx context.Context, p store.LeaderParams) (bool, er
 	if p.Name == "" || p.Node == "" {
 		return false, fmt.Errorf("elect a leader: Name and Node are required: %w", store.ErrInvalid)
 	}
-	if p.TTL <= 0 {
-		return false, fmt.Errorf("elect a leader of %q: TTL %s must be positive: %w", p.Name, p.TTL, store.ErrInvalid)
-	}
 	secs, millis := durationArgs(p.TTL)
 	var leader sql.NullString
 	var err error
@@ -315,7 +328,7 @@ func (s *Store) LeaderElect(ctx context.Context, p store.LeaderParams) (bool, er
 
 // LeaderResign gives up leadership if p.Node holds it.
 func (s *Store) LeaderResign(ctx context.Context, p store.LeaderParams) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM hermod.Leaders WHERE Name = @p1 AND Node = @p2;`, p.Name, p.Node); err != nil {
+	if _, err := s.db.ExecContext(ctx, leaderResignSQL, p.Name, p.Node); err != nil {
 		return mapError(err, fmt.Sprintf("resign the leadership of %q", p.Name))
 	}
 	return nil
@@ -324,8 +337,7 @@ func (s *Store) LeaderResign(ctx context.Context, p store.LeaderParams) error {
 // LeaderGet returns the current leader's node name ("" if none or expired).
 func (s *Store) LeaderGet(ctx context.Context, name string) (string, error) {
 	var node string
-	err := s.db.QueryRowContext(ctx, `SELECT l.Node FROM hermod.Leaders AS l
-WHERE l.Name = @p1 AND l.ExpiresTime > SYSUTCDATETIME();`, name).Scan(&node)
+	err := s.db.QueryRowContext(ctx, leaderGetSQL, name).Scan(&node)
 	if errNoRows(err) {
 		return "", nil
 	}
@@ -375,7 +387,7 @@ func (s *Store) APIKeyCreate(ctx context.Context, k store.APIKey) (*store.APIKey
 
 // APIKeyList returns every key, revoked ones too, ordered by ID.
 func (s *Store) APIKeyList(ctx context.Context) ([]*store.APIKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM hermod.ApiKeys AS k ORDER BY k.ID;`)
+	rows, err := s.db.QueryContext(ctx, apiKeyListSQL)
 	if err != nil {
 		return nil, mapError(err, "list API keys")
 	}
@@ -396,7 +408,7 @@ func (s *Store) APIKeyList(ctx context.Context) ([]*store.APIKey, error) {
 
 // APIKeyByHash returns the key with this hash, or store.ErrNotFound.
 func (s *Store) APIKeyByHash(ctx context.Context, hash string) (*store.APIKey, error) {
-	k, err := scanAPIKey(s.db.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM hermod.ApiKeys AS k WHERE k.Hash = @p1;`, hash))
+	k, err := scanAPIKey(s.db.QueryRowContext(ctx, apiKeyByHashSQL, hash))
 	if errNoRows(err) {
 		return nil, fmt.Errorf("API key with this hash: %w", store.ErrNotFound)
 	}
@@ -439,7 +451,7 @@ func (s *Store) APIKeyRevoke(ctx context.Context, nameOrID string) error {
 // OptionGet returns an option's value, or store.ErrNotFound.
 func (s *Store) OptionGet(ctx context.Context, name string) (string, error) {
 	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT o.Value FROM hermod.Options AS o WHERE o.Name = @p1;`, name).Scan(&v)
+	err := s.db.QueryRowContext(ctx, optionGetSQL, name).Scan(&v)
 	if errNoRows(err) {
 		return "", fmt.Errorf("option %q: %w", name, store.ErrNotFound)
 	}
@@ -463,3 +475,16 @@ func (s *Store) OptionSet(ctx context.Context, name, value string) error {
 	}
 	return s.upsert(ctx, fmt.Sprintf("set option %q", name), optionSetSQL, name, value)
 }
+
+// Single-statement queries.
+const (
+	channelListSQL  = `SELECT ` + channelColumns + ` FROM hermod.Channels AS c ORDER BY c.ID;`
+	channelGetSQL   = `SELECT ` + channelColumns + ` FROM hermod.Channels AS c WHERE c.Name = @p1;`
+	nodeListSQL     = `SELECT n.Name, n.Host, n.PID, n.Version, n.StartedTime, n.HeartbeatTime FROM hermod.Nodes AS n ORDER BY n.Name;`
+	nodeDeleteSQL   = `DELETE FROM hermod.Nodes WHERE Name = @p1;`
+	leaderResignSQL = `DELETE FROM hermod.Leaders WHERE Name = @p1 AND Node = @p2;`
+	leaderGetSQL    = `SELECT l.Node FROM hermod.Leaders AS l WHERE l.Name = @p1 AND l.ExpiresTime > SYSUTCDATETIME();`
+	apiKeyListSQL   = `SELECT ` + apiKeyColumns + ` FROM hermod.ApiKeys AS k ORDER BY k.ID;`
+	apiKeyByHashSQL = `SELECT ` + apiKeyColumns + ` FROM hermod.ApiKeys AS k WHERE k.Hash = @p1;`
+	optionGetSQL    = `SELECT o.Value FROM hermod.Options AS o WHERE o.Name = @p1;`
+)

@@ -93,10 +93,10 @@ func splitBatches(script string) ([]batch, error) {
 // scanner tracks the lexical state that spans lines: open strings, quoted
 // identifiers and (nested) block comments.
 type scanner struct {
-	quote     byte // '\'', '"' or ']' while inside a string or quoted identifier
-	depth     int  // nesting depth of /* */ comments
-	openLine  int  // where the open string or comment started
-	openWhat  string
+	quote    byte // '\'', '"' or ']' while inside a string or quoted identifier
+	depth    int  // nesting depth of /* */ comments
+	openLine int  // where the open string or comment started
+	openWhat string
 }
 
 // idle reports whether a new line starts outside strings and comments.

@@ -22,12 +22,12 @@ const messageColumns = `m.ID, m.Direction, m.Status, m.TriggerStatus, m.ChannelI
 // scanMessage reads one row of messageColumns.
 func scanMessage(row interface{ Scan(...any) error }) (*store.Message, error) {
 	var (
-		m                                                      store.Message
-		channelID, fromTON, fromNPI, dataCoding                sql.NullInt64
-		from, ref, leaseOwner, errorCode, details              sql.NullString
-		batchID, campaignID, clientRef, custom1, custom2       sql.NullString
-		scheduled, validUntil, nextAttempt, leaseExpires       sql.NullTime
-		created, sent, delivered, received, lastUpdate         sql.NullTime
+		m                                                store.Message
+		channelID, fromTON, fromNPI, dataCoding          sql.NullInt64
+		from, ref, leaseOwner, errorCode, details        sql.NullString
+		batchID, campaignID, clientRef, custom1, custom2 sql.NullString
+		scheduled, validUntil, nextAttempt, leaseExpires sql.NullTime
+		created, sent, delivered, received, lastUpdate   sql.NullTime
 	)
 	err := row.Scan(&m.ID, &m.Direction, &m.Status, &m.TriggerStatus, &channelID, &m.ToAddress,
 		&from, &fromTON, &fromNPI, &m.Body, &dataCoding, &m.Priority, &m.RequestDeliveryReport,
@@ -261,7 +261,7 @@ func insertChunk(ctx context.Context, tx *sql.Tx, msgs []store.NewMessage, resul
 
 // MessageGet returns one message, or store.ErrNotFound.
 func (s *Store) MessageGet(ctx context.Context, id int64) (*store.Message, error) {
-	m, err := scanMessage(s.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM hermod.Messages AS m WHERE m.ID = @p1`, id))
+	m, err := scanMessage(s.db.QueryRowContext(ctx, messageGetSQL, id))
 	if errNoRows(err) {
 		return nil, fmt.Errorf("message %d: %w", id, store.ErrNotFound)
 	}
@@ -348,9 +348,7 @@ func (s *Store) MessageList(ctx context.Context, f store.MessageFilter) ([]*stor
 
 // MessageParts returns the parts of one message ordered by PartNumber.
 func (s *Store) MessageParts(ctx context.Context, id int64) ([]store.Part, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT p.MessageID, p.PartNumber, p.ChannelID, p.Reference, p.Status,
-	p.ErrorCode, p.SentTime, p.DeliveredTime
-FROM hermod.MessageParts AS p WHERE p.MessageID = @p1 ORDER BY p.PartNumber;`, id)
+	rows, err := s.db.QueryContext(ctx, messagePartsSQL, id)
 	if err != nil {
 		return nil, mapError(err, fmt.Sprintf("read the parts of message %d", id))
 	}
@@ -379,7 +377,7 @@ FROM hermod.MessageParts AS p WHERE p.MessageID = @p1 ORDER BY p.PartNumber;`, i
 // statusOf returns a message's status, or store.ErrNotFound.
 func statusOf(ctx context.Context, q queryer, id int64) (string, error) {
 	var status string
-	err := q.QueryRowContext(ctx, `SELECT m.Status FROM hermod.Messages AS m WHERE m.ID = @p1;`, id).Scan(&status)
+	err := q.QueryRowContext(ctx, messageStatusSQL, id).Scan(&status)
 	if errNoRows(err) {
 		return "", fmt.Errorf("message %d: %w", id, store.ErrNotFound)
 	}
@@ -475,10 +473,10 @@ func (s *Store) MessageReprocess(ctx context.Context, id int64, resend bool) err
 
 // MessageCountByStatus counts messages per Status for one direction ("" both).
 func (s *Store) MessageCountByStatus(ctx context.Context, direction string) (map[string]int, error) {
-	q := `SELECT m.Status, COUNT_BIG(*) FROM hermod.Messages AS m GROUP BY m.Status;`
+	q := countByStatusSQL
 	var vals []any
 	if direction != "" {
-		q = `SELECT m.Status, COUNT_BIG(*) FROM hermod.Messages AS m WHERE m.Direction = @p1 GROUP BY m.Status;`
+		q = countByStatusDirectionSQL
 		vals = append(vals, direction)
 	}
 	rows, err := s.db.QueryContext(ctx, q, vals...)
@@ -577,3 +575,14 @@ func (s *Store) MessageReceive(ctx context.Context, in []store.Incoming) ([]int6
 	}
 	return ids, nil
 }
+
+// Single-statement queries.
+const (
+	messageGetSQL    = `SELECT ` + messageColumns + ` FROM hermod.Messages AS m WHERE m.ID = @p1;`
+	messageStatusSQL = `SELECT m.Status FROM hermod.Messages AS m WHERE m.ID = @p1;`
+	messagePartsSQL  = `SELECT p.MessageID, p.PartNumber, p.ChannelID, p.Reference, p.Status,
+	p.ErrorCode, p.SentTime, p.DeliveredTime
+FROM hermod.MessageParts AS p WHERE p.MessageID = @p1 ORDER BY p.PartNumber;`
+	countByStatusSQL          = `SELECT m.Status, COUNT_BIG(*) FROM hermod.Messages AS m GROUP BY m.Status;`
+	countByStatusDirectionSQL = `SELECT m.Status, COUNT_BIG(*) FROM hermod.Messages AS m WHERE m.Direction = @p1 GROUP BY m.Status;`
+)

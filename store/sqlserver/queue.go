@@ -148,9 +148,6 @@ func (s *Store) MessageClaim(ctx context.Context, p store.ClaimParams) ([]*store
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	if p.Lease <= 0 {
-		return nil, fmt.Errorf("claim messages: Lease %s must be positive: give how long the node may hold the messages: %w", p.Lease, store.ErrInvalid)
-	}
 	secs, millis := durationArgs(p.Lease)
 	var out []*store.Message
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -414,9 +411,9 @@ JOIN (VALUES
 		if i > 0 {
 			b.WriteString(",\n")
 		}
-		secs, millis := durationArgs(max(p.Delay, 0))
+		secs, millis := durationArgs(p.Delay)
 		fmt.Fprintf(&b, "\t(%s, %s, CAST(%s AS INT), CAST(%s AS INT), %s, CAST(%s AS NVARCHAR(MAX)), CAST(%s AS NVARCHAR(MAX)))",
-			a.add(p.ID), a.add(p.Owner), a.add(secs), a.add(millis), a.add(max(p.Delay, 0).String()), a.add(nstr(p.ErrorCode)), a.add(nstr(p.Error)))
+			a.add(p.ID), a.add(p.Owner), a.add(secs), a.add(millis), a.add(p.Delay.String()), a.add(nstr(p.ErrorCode)), a.add(nstr(p.Error)))
 	}
 	b.WriteString(`) AS v (ID, Owner, DelaySeconds, DelayMillis, Delay, ErrorCode, Error) ON v.ID = m.ID
 WHERE m.Status = N'SENDING' AND m.LeaseOwner = v.Owner;
@@ -640,11 +637,11 @@ SELECT (SELECT COUNT(*) FROM @noreport), (SELECT COUNT(*) FROM @expired), (SELEC
 // messages EXPIRED, and deletes stale pending reports, each at most
 // p.Limit rows.
 func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.SweepResult, error) {
-	nrSecs, nrMillis := durationArgs(-max(p.NoReportAfter, 0))
-	prSecs, prMillis := durationArgs(-max(p.PendingReportTTL, 0))
+	nrSecs, nrMillis := durationArgs(-p.NoReportAfter)
+	prSecs, prMillis := durationArgs(-p.PendingReportTTL)
 	var res store.SweepResult
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, sweepSQL, max(p.NoReportAfter, 0).String(), nrSecs, nrMillis,
+		return tx.QueryRowContext(ctx, sweepSQL, p.NoReportAfter.String(), nrSecs, nrMillis,
 			batchLimit(p.Limit, defaultBatch), prSecs, prMillis).Scan(&res.NoReport, &res.Expired, &res.PendingDeleted)
 	})
 	if err != nil {
