@@ -105,8 +105,8 @@ func validateNew(i int, m *store.NewMessage) error {
 
 const insertMessageSQL = `INSERT INTO Messages (ToAddress, FromAddress, FromTON, FromNPI, Body, DataCoding,
 	ChannelID, Priority, ScheduledTime, ValidUntil, RequestDeliveryReport, BatchID, CampaignID,
-	ClientReference, CustomField1, CustomField2, Trace)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ` + nowSQL + ` || ' SCHEDULED created' || char(10))
+	ClientReference, CustomField1, CustomField2, CreatedTime, LastUpdate, Trace)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?17, ?17, ?17 || ' SCHEDULED created' || char(10))
 ON CONFLICT (ClientReference) WHERE ClientReference IS NOT NULL DO NOTHING
 RETURNING ID`
 
@@ -130,6 +130,7 @@ func (s *Store) MessageInsert(ctx context.Context, msgs []store.NewMessage) ([]s
 		}
 		defer ins.Close()
 		var existing *sql.Stmt
+		now := nowText()
 		for i := range msgs {
 			m := &msgs[i]
 			var dataCoding, fromTON, fromNPI any
@@ -149,7 +150,7 @@ func (s *Store) MessageInsert(ctx context.Context, msgs []store.NewMessage) ([]s
 			err := ins.QueryRowContext(ctx, m.ToAddress, strArg(m.FromAddress), fromTON, fromNPI, m.Body, dataCoding,
 				intArg(m.ChannelID), m.Priority, timeArg(m.ScheduledTime), timeArg(m.ValidUntil), report,
 				strArg(m.BatchID), strArg(m.CampaignID), strArg(m.ClientReference),
-				strArg(m.CustomField1), strArg(m.CustomField2)).Scan(&results[i].ID)
+				strArg(m.CustomField1), strArg(m.CustomField2), now).Scan(&results[i].ID)
 			if errors.Is(err, sql.ErrNoRows) {
 				// The ClientReference is taken: return the message that has it.
 				if existing == nil {

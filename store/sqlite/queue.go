@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -140,34 +141,116 @@ func (s *Store) MessageClaim(ctx context.Context, p store.ClaimParams) ([]*store
 	return out, nil
 }
 
+// markSentSQL makes the messages of a JSON array of
+// [id, owner, reference, totalParts, note] SENT when they are SENDING under
+// that owner, and returns the IDs it changed.
+var markSentSQL = `UPDATE Messages SET Status = 'SENT', TriggerStatus = '',
+		SentTime = n.now, Reference = j.ref, TotalParts = j.parts, LeaseOwner = NULL, LeaseExpires = NULL,
+		NextAttemptTime = NULL, ErrorCode = NULL, StatusDetails = NULL, LastUpdate = n.now,
+		Trace = Trace || n.now || ' SENT ' || j.note || char(10)
+	FROM (SELECT value ->> 0 AS id, value ->> 1 AS owner, value ->> 2 AS ref, value ->> 3 AS parts, value ->> 4 AS note
+		FROM json_each(?)) AS j,
+		(SELECT ` + nowSQL + ` AS now) AS n
+	WHERE Messages.ID = j.id AND Messages.Status = 'SENDING' AND Messages.LeaseOwner = j.owner
+	RETURNING ID, ChannelID`
+
+// insertPartsSQL writes the parts of a JSON array of [messageID,
+// partNumber, reference], taking ChannelID from the message.
+var insertPartsSQL = `INSERT INTO MessageParts (MessageID, PartNumber, ChannelID, Reference, Status, SentTime)
+	SELECT m.ID, j.value ->> 1, m.ChannelID, j.value ->> 2, 'SENT', n.now
+	FROM json_each(?) AS j JOIN Messages AS m ON m.ID = (j.value ->> 0), (SELECT ` + nowSQL + ` AS now) AS n
+	WHERE true
+	ON CONFLICT (MessageID, PartNumber) DO UPDATE SET ChannelID = excluded.ChannelID,
+		Reference = excluded.Reference, Status = 'SENT', ErrorCode = NULL,
+		SentTime = excluded.SentTime, DeliveredTime = NULL`
+
 // MessageMarkSent makes claimed messages SENT, writes their parts and
-// applies the delivery reports that arrived before them.
+// applies the delivery reports that arrived before them: three statements
+// for the whole batch, more only when reports are pending.
 func (s *Store) MessageMarkSent(ctx context.Context, ps []store.SentParams) (int, error) {
 	if len(ps) == 0 {
 		return 0, nil
 	}
+	// The last entry for an ID wins, as if they were applied in order.
+	byID := make(map[int64]int, len(ps))
+	rows := make([][]any, 0, len(ps))
+	partsOf := make([][]store.Part, 0, len(ps))
+	for _, p := range ps {
+		parts := p.Parts
+		if len(parts) == 0 {
+			parts = []store.Part{{PartNumber: 1, Reference: p.Reference}}
+		}
+		ref := p.Reference
+		if ref == "" {
+			ref = parts[0].Reference
+		}
+		note := p.Note
+		if note == "" {
+			note = "accepted by the provider"
+		}
+		if ref != "" {
+			note += ", reference " + ref
+		}
+		if len(parts) > 1 {
+			note += ", " + strconv.Itoa(len(parts)) + " parts"
+		}
+		row := []any{p.ID, p.Owner, strArg(ref), len(parts), note}
+		if i, ok := byID[p.ID]; ok {
+			rows[i], partsOf[i] = row, parts
+			continue
+		}
+		byID[p.ID] = len(rows)
+		rows = append(rows, row)
+		partsOf = append(partsOf, parts)
+	}
+	batch, err := json.Marshal(rows)
+	if err != nil {
+		return 0, fmt.Errorf("mark messages sent: %w", err)
+	}
+
 	changed := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		changed = 0
-		upd, err := tx.PrepareContext(ctx, `UPDATE Messages SET Status = 'SENT', TriggerStatus = '',
-			SentTime = `+nowSQL+`, Reference = ?1, TotalParts = ?2, LeaseOwner = NULL, LeaseExpires = NULL,
-			NextAttemptTime = NULL, ErrorCode = NULL, StatusDetails = NULL, LastUpdate = `+nowSQL+`,
-			Trace = `+traceSQL(`'SENT ' || ?5`)+`
-			WHERE ID = ?3 AND Status = 'SENDING' AND LeaseOwner = ?4
-			RETURNING ChannelID`)
+		res, err := tx.QueryContext(ctx, markSentSQL, string(batch))
 		if err != nil {
 			return s.mapError(err, "mark messages sent")
 		}
-		defer upd.Close()
-		part, err := tx.PrepareContext(ctx, `INSERT INTO MessageParts (MessageID, PartNumber, ChannelID, Reference, Status, SentTime)
-			VALUES (?, ?, ?, ?, 'SENT', `+nowSQL+`)
-			ON CONFLICT (MessageID, PartNumber) DO UPDATE SET ChannelID = excluded.ChannelID,
-				Reference = excluded.Reference, Status = 'SENT', ErrorCode = NULL,
-				SentTime = excluded.SentTime, DeliveredTime = NULL`)
-		if err != nil {
+		channelOf := map[int64]int64{}
+		for res.Next() {
+			var id int64
+			var ch sql.NullInt64
+			if err := res.Scan(&id, &ch); err != nil {
+				res.Close()
+				return s.mapError(err, "mark messages sent")
+			}
+			channelOf[id] = ch.Int64
+		}
+		res.Close()
+		if err := res.Err(); err != nil {
 			return s.mapError(err, "mark messages sent")
 		}
-		defer part.Close()
+		changed = len(channelOf)
+		if changed == 0 {
+			return nil
+		}
+
+		var partRows [][]any
+		for id := range channelOf {
+			for i, pt := range partsOf[byID[id]] {
+				n := pt.PartNumber
+				if n <= 0 {
+					n = i + 1
+				}
+				partRows = append(partRows, []any{id, n, strArg(pt.Reference)})
+			}
+		}
+		partBatch, err := json.Marshal(partRows)
+		if err != nil {
+			return fmt.Errorf("mark messages sent: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, insertPartsSQL, string(partBatch)); err != nil {
+			return s.mapError(err, "mark messages sent: write their parts")
+		}
 
 		// Reports rarely come before their submit response: look for them
 		// only when there are any.
@@ -175,56 +258,22 @@ func (s *Store) MessageMarkSent(ctx context.Context, ps []store.SentParams) (int
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM PendingReports)`).Scan(&anyPending); err != nil {
 			return s.mapError(err, "mark messages sent")
 		}
-		var ra *reportApplier
-		if anyPending {
-			ra = &reportApplier{s: s, tx: tx}
-			defer ra.close()
+		if !anyPending {
+			return nil
 		}
-
-		for _, p := range ps {
-			parts := p.Parts
-			if len(parts) == 0 {
-				parts = []store.Part{{PartNumber: 1, Reference: p.Reference}}
-			}
-			ref := p.Reference
-			if ref == "" {
-				ref = parts[0].Reference
-			}
-			note := p.Note
-			if note == "" {
-				note = "accepted by the provider"
-			}
-			if ref != "" {
-				note += ", reference " + ref
-			}
-			if len(parts) > 1 {
-				note += ", " + strconv.Itoa(len(parts)) + " parts"
-			}
-			var channelID sql.NullInt64
-			err := upd.QueryRowContext(ctx, strArg(ref), len(parts), p.ID, p.Owner, note).Scan(&channelID)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // no longer SENDING under this owner
-			}
-			if err != nil {
-				return s.mapError(err, fmt.Sprintf("mark message %d sent", p.ID))
-			}
-			changed++
-			for i, pt := range parts {
-				n := pt.PartNumber
-				if n == 0 {
-					n = i + 1
+		ra := &reportApplier{s: s, tx: tx}
+		defer ra.close()
+		for id, ch := range channelOf {
+			for _, pt := range partsOf[byID[id]] {
+				if pt.Reference == "" {
+					continue
 				}
-				if _, err := part.ExecContext(ctx, p.ID, n, channelID, strArg(pt.Reference)); err != nil {
-					return s.mapError(err, fmt.Sprintf("mark message %d sent: write part %d", p.ID, n))
-				}
-				if ra != nil && pt.Reference != "" {
-					if err := ra.applyPending(ctx, channelID.Int64, pt.Reference); err != nil {
-						return err
-					}
+				if err := ra.applyPending(ctx, ch, pt.Reference); err != nil {
+					return err
 				}
 			}
 		}
-		return nil
+		return ra.finish(ctx)
 	})
 	if err != nil {
 		return 0, err
@@ -300,12 +349,15 @@ func (s *Store) MessageMarkFailed(ctx context.Context, ps []store.FailParams) (i
 	return changed, nil
 }
 
-// reportApplier applies delivery reports to parts and messages inside one
-// transaction, with its statements prepared once.
+// reportApplier applies delivery reports inside one transaction: each
+// report updates its part, then finish settles the status of every message
+// touched, in two statements.
 type reportApplier struct {
-	s     *Store
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+	s       *Store
+	tx      *sql.Tx
+	stmts   map[string]*sql.Stmt
+	touched map[int64]bool
+	now     string // the transaction's now, for the per-report statements
 }
 
 func (ra *reportApplier) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -331,89 +383,84 @@ func (ra *reportApplier) close() {
 
 var (
 	// reportPartSQL updates the newest part with this reference.
-	reportPartSQL = `UPDATE MessageParts SET Status = ?1, ErrorCode = ?2, DeliveredTime = COALESCE(?3, ` + nowSQL + `)
+	reportPartSQL = `UPDATE MessageParts SET Status = ?1, ErrorCode = ?2, DeliveredTime = COALESCE(?3, ?6)
 		WHERE rowid = (SELECT rowid FROM MessageParts WHERE ChannelID = ?4 AND Reference = ?5
 			ORDER BY MessageID DESC LIMIT 1)
-		RETURNING MessageID, PartNumber`
-	// reportTallySQL counts a message's parts by status.
-	reportTallySQL = `SELECT m.TotalParts,
-			COALESCE(SUM(p.Status = 'DELIVERED'), 0), COALESCE(SUM(p.Status = 'NOTDELIVERED'), 0), MAX(p.DeliveredTime)
-		FROM Messages m LEFT JOIN MessageParts p ON p.MessageID = m.ID
-		WHERE m.ID = ?1 GROUP BY m.ID`
-	// reportDeliveredSQL makes a message DELIVERED.
-	reportDeliveredSQL = `UPDATE Messages SET Status = 'DELIVERED', TriggerStatus = '', DeliveredTime = ?1,
-		ErrorCode = NULL, StatusDetails = NULL, LastUpdate = ` + nowSQL + `,
-		Trace = ` + traceSQL(`'DELIVERED ' || ?2`) + `
-		WHERE ID = ?3 AND Status IN ('SENT', 'NOREPORT')`
-	// reportNotDeliveredSQL makes a message NOTDELIVERED.
-	reportNotDeliveredSQL = `UPDATE Messages SET Status = 'NOTDELIVERED', TriggerStatus = '', ErrorCode = ?1,
-		StatusDetails = ?2, LastUpdate = ` + nowSQL + `,
-		Trace = ` + traceSQL(`'NOTDELIVERED ' || ?2`) + `
-		WHERE ID = ?3 AND Status IN ('SENT', 'NOREPORT')`
+		RETURNING MessageID`
+	// settleNotDeliveredSQL makes the messages of a JSON array of IDs
+	// NOTDELIVERED when one of their parts is.
+	settleNotDeliveredSQL = `UPDATE Messages SET Status = 'NOTDELIVERED', TriggerStatus = '',
+		ErrorCode = f.ErrorCode, StatusDetails = f.why, LastUpdate = n.now,
+		Trace = Trace || n.now || ' NOTDELIVERED ' || f.why || char(10)
+		FROM (SELECT p.MessageID, p.ErrorCode,
+				'part ' || p.PartNumber || ' not delivered' || COALESCE(' (error ' || p.ErrorCode || ')', '') AS why,
+				row_number() OVER (PARTITION BY p.MessageID ORDER BY p.PartNumber) AS k
+			FROM MessageParts AS p
+			WHERE p.MessageID IN (SELECT value FROM json_each(?1)) AND p.Status = 'NOTDELIVERED') AS f,
+			(SELECT ` + nowSQL + ` AS now) AS n
+		WHERE Messages.ID = f.MessageID AND f.k = 1 AND Messages.Status IN ('SENT', 'NOREPORT')`
+	// settleDeliveredSQL makes the messages of a JSON array of IDs
+	// DELIVERED when all their parts are.
+	settleDeliveredSQL = `UPDATE Messages SET Status = 'DELIVERED', TriggerStatus = '',
+		DeliveredTime = d.last, ErrorCode = NULL, StatusDetails = NULL, LastUpdate = n.now,
+		Trace = Trace || n.now || ' DELIVERED ' ||
+			CASE WHEN Messages.TotalParts > 1 THEN 'all ' || Messages.TotalParts || ' parts delivered' ELSE 'delivered' END || char(10)
+		FROM (SELECT p.MessageID, COUNT(*) AS delivered, MAX(p.DeliveredTime) AS last
+			FROM MessageParts AS p
+			WHERE p.MessageID IN (SELECT value FROM json_each(?1)) AND p.Status = 'DELIVERED'
+			GROUP BY p.MessageID) AS d,
+			(SELECT ` + nowSQL + ` AS now) AS n
+		WHERE Messages.ID = d.MessageID AND Messages.Status IN ('SENT', 'NOREPORT')
+		  AND Messages.TotalParts > 0 AND d.delivered >= Messages.TotalParts`
 )
 
-// apply applies one report; matched is false when no part has its
-// reference yet.
+// apply applies one report to its part; matched is false when no part has
+// its reference yet. The message's status is settled by finish.
 func (ra *reportApplier) apply(ctx context.Context, channelID int64, ref, status, errorCode string, done any) (matched bool, err error) {
-	if status != store.PartDelivered && status != store.PartNotDelivered {
-		return false, fmt.Errorf("delivery report for reference %q: Status %q must be %s or %s: %w",
-			ref, status, store.PartDelivered, store.PartNotDelivered, store.ErrInvalid)
-	}
 	st, err := ra.stmt(ctx, reportPartSQL)
 	if err != nil {
 		return false, err
 	}
 	var msgID int64
-	var partNo int
-	err = st.QueryRowContext(ctx, status, strArg(errorCode), done, channelID, ref).Scan(&msgID, &partNo)
+	if ra.now == "" {
+		ra.now = nowText()
+	}
+	err = st.QueryRowContext(ctx, status, strArg(errorCode), done, channelID, ref, ra.now).Scan(&msgID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
 		return false, ra.s.mapError(err, fmt.Sprintf("apply the delivery report for reference %q", ref))
 	}
-
-	tally, err := ra.stmt(ctx, reportTallySQL)
-	if err != nil {
-		return false, err
+	if ra.touched == nil {
+		ra.touched = map[int64]bool{}
 	}
-	var (
-		total, delivered, notDelivered int
-		last                           sql.NullString
-	)
-	if err := tally.QueryRowContext(ctx, msgID).Scan(&total, &delivered, &notDelivered, &last); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return true, nil // the part outlived its message
-		}
-		return false, ra.s.mapError(err, fmt.Sprintf("apply the delivery report for message %d", msgID))
-	}
-	switch {
-	case status == store.PartNotDelivered:
-		upd, err := ra.stmt(ctx, reportNotDeliveredSQL)
-		if err != nil {
-			return false, err
-		}
-		why := fmt.Sprintf("part %d not delivered", partNo)
-		if errorCode != "" {
-			why += " (error " + errorCode + ")"
-		}
-		if _, err := upd.ExecContext(ctx, strArg(errorCode), why, msgID); err != nil {
-			return false, ra.s.mapError(err, fmt.Sprintf("apply the delivery report for message %d", msgID))
-		}
-	case notDelivered == 0 && total > 0 && delivered >= total:
-		upd, err := ra.stmt(ctx, reportDeliveredSQL)
-		if err != nil {
-			return false, err
-		}
-		why := "delivered"
-		if total > 1 {
-			why = fmt.Sprintf("all %d parts delivered", total)
-		}
-		if _, err := upd.ExecContext(ctx, last, why, msgID); err != nil {
-			return false, ra.s.mapError(err, fmt.Sprintf("apply the delivery report for message %d", msgID))
-		}
-	}
+	ra.touched[msgID] = true
 	return true, nil
+}
+
+// finish settles the messages whose parts apply changed: NOTDELIVERED as
+// soon as a part is not delivered, DELIVERED when every part is.
+func (ra *reportApplier) finish(ctx context.Context) error {
+	if len(ra.touched) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(ra.touched))
+	for id := range ra.touched {
+		ids = append(ids, id)
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("apply delivery reports: %w", err)
+	}
+	if _, err := ra.tx.ExecContext(ctx, settleNotDeliveredSQL, string(list)); err != nil {
+		return ra.s.mapError(err, "apply delivery reports: NOTDELIVERED")
+	}
+	if _, err := ra.tx.ExecContext(ctx, settleDeliveredSQL, string(list)); err != nil {
+		return ra.s.mapError(err, "apply delivery reports: DELIVERED")
+	}
+	ra.touched = nil
+	return nil
 }
 
 // applyPending applies and deletes the pending reports for one part that
@@ -488,17 +535,17 @@ func (s *Store) MessageReportApply(ctx context.Context, ps []store.ReportParams)
 				res.Matched++
 				continue
 			}
-			ins, err := ra.stmt(ctx, `INSERT INTO PendingReports (ChannelID, Reference, Status, ErrorCode, DoneTime)
-				VALUES (?, ?, ?, ?, COALESCE(?, `+nowSQL+`))`)
+			ins, err := ra.stmt(ctx, `INSERT INTO PendingReports (ChannelID, Reference, Status, ErrorCode, DoneTime, ReceivedTime)
+				VALUES (?1, ?2, ?3, ?4, COALESCE(?5, ?6), ?6)`)
 			if err != nil {
 				return err
 			}
-			if _, err := ins.ExecContext(ctx, p.ChannelID, p.Reference, p.Status, strArg(p.ErrorCode), timeArg(p.DoneTime)); err != nil {
+			if _, err := ins.ExecContext(ctx, p.ChannelID, p.Reference, p.Status, strArg(p.ErrorCode), timeArg(p.DoneTime), ra.now); err != nil {
 				return s.mapError(err, fmt.Sprintf("keep the delivery report for reference %q", p.Reference))
 			}
 			res.Pending++
 		}
-		return nil
+		return ra.finish(ctx)
 	})
 	if err != nil {
 		return store.ReportResult{}, err

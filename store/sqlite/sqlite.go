@@ -196,8 +196,18 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // timeLayout is how every time is stored.
 const timeLayout = "2006-01-02 15:04:05.000"
 
-// nowSQL is the database's "now" in the stored form.
-const nowSQL = "strftime('%Y-%m-%d %H:%M:%f','now')"
+// nowSQL is the database's "now" in the stored form. As an uncorrelated
+// scalar subquery it is computed once per statement rather than once per
+// row and use, and 'now' is the same instant throughout one statement.
+const nowSQL = "(SELECT strftime('%Y-%m-%d %H:%M:%f','now'))"
+
+// nowText is this machine's clock in the stored form. SQLite runs in this
+// process on this machine's file, so its 'now' is this clock: per-row
+// statements of a batch take it as a parameter, read once per batch, which
+// spares SQLite parsing 'now' for every row.
+func nowText() string {
+	return time.Now().UTC().Format(timeLayout)
+}
 
 // nowPlusSQL is the database's now plus a modifier bound to the one
 // parameter (see modifier).
