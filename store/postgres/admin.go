@@ -2,9 +2,11 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,11 +65,24 @@ func (s *Store) ChannelGet(ctx context.Context, name string) (*store.Channel, er
 	return c, nil
 }
 
+// channelSettings returns c's settings, "{}" when empty, or ErrInvalid when
+// they are not a JSON object.
+func channelSettings(c store.Channel) (string, error) {
+	settings := strings.TrimSpace(c.Settings)
+	if settings == "" {
+		return "{}", nil
+	}
+	if !json.Valid([]byte(settings)) || settings[0] != '{' {
+		return "", fmt.Errorf("postgres: channel %q: Settings must be a JSON object such as {\"url\": \"...\"}: %w", c.Name, store.ErrInvalid)
+	}
+	return settings, nil
+}
+
 // ChannelCreate inserts a channel and returns it with ID set.
 func (s *Store) ChannelCreate(ctx context.Context, c store.Channel) (*store.Channel, error) {
-	settings := c.Settings
-	if settings == "" {
-		settings = "{}"
+	settings, err := channelSettings(c)
+	if err != nil {
+		return nil, err
 	}
 	status := c.Status
 	if status == "" {
@@ -86,9 +101,9 @@ RETURNING `+channelColumns, c.Name, c.Type, settings, c.Enabled, nullString(c.No
 // ChannelUpdate changes Type, Settings, Enabled and Node of the channel with
 // c.ID.
 func (s *Store) ChannelUpdate(ctx context.Context, c store.Channel) error {
-	settings := c.Settings
-	if settings == "" {
-		settings = "{}"
+	settings, err := channelSettings(c)
+	if err != nil {
+		return err
 	}
 	tag, err := s.pool.Exec(ctx, `
 UPDATE Channels SET Type = $2, Settings = $3, Enabled = $4, Node = $5, LastUpdate = `+nowSQL+`
@@ -180,9 +195,6 @@ func (s *Store) NodeDeleteStale(ctx context.Context, olderThan time.Duration) (i
 // LeaderElect makes p.Node the leader of p.Name when nobody leads or the
 // lease expired, or extends its lease when it already leads.
 func (s *Store) LeaderElect(ctx context.Context, p store.LeaderParams) (bool, error) {
-	if p.TTL <= 0 {
-		return false, fmt.Errorf("postgres: elect leader: TTL %v must be positive: %w", p.TTL, store.ErrInvalid)
-	}
 	var node string
 	err := s.pool.QueryRow(ctx, `
 INSERT INTO Leaders (Name, Node, ElectedTime, ExpiresTime)

@@ -1,5 +1,3 @@
-//go:build storetest
-
 package postgres_test
 
 import (

@@ -112,9 +112,6 @@ func (s *Store) MessageClaim(ctx context.Context, p store.ClaimParams) ([]*store
 	if p.Owner == "" {
 		return nil, fmt.Errorf("postgres: claim messages: Owner is empty: give the node's name: %w", store.ErrInvalid)
 	}
-	if p.Lease <= 0 {
-		return nil, fmt.Errorf("postgres: claim messages: Lease %v must be positive: %w", p.Lease, store.ErrInvalid)
-	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = defaultClaimLimit
@@ -209,20 +206,33 @@ WITH src AS (` + src + `
 		DeliveredTime = COALESCE(rd.DoneTime, ` + nowSQL + `)
 	FROM rd WHERE p.ChannelID = rd.ChannelID AND p.Reference = rd.Reference
 	RETURNING p.MessageID, p.PartNumber, p.ChannelID, p.Reference, p.Status, p.ErrorCode, p.DeliveredTime
+), pm AS (
+	-- The new state of the updated parts, per message. The parts' other
+	-- rows are read below from the statement's snapshot, which does not
+	-- show pu's changes: these arrays overlay them. (Arrays rather than a
+	-- join with pu keep the plan linear: the planner cannot estimate pu.)
+	SELECT MessageID, array_agg(PartNumber) AS Nums, array_agg(Status) AS Statuses,
+		array_agg(ErrorCode) AS ErrorCodes, array_agg(DeliveredTime) AS DoneTimes
+	FROM pu GROUP BY MessageID
 ), agg AS (
-	SELECT p.MessageID,
+	SELECT pm.MessageID,
 		count(*) AS Total,
-		count(*) FILTER (WHERE COALESCE(pu.Status, p.Status) = 'DELIVERED') AS Delivered,
-		count(*) FILTER (WHERE COALESCE(pu.Status, p.Status) = 'NOTDELIVERED') AS Failed,
-		max(COALESCE(pu.DeliveredTime, p.DeliveredTime)) AS Done,
-		(array_agg(COALESCE(pu.ErrorCode, p.ErrorCode, '') ORDER BY p.PartNumber)
-			FILTER (WHERE COALESCE(pu.Status, p.Status) = 'NOTDELIVERED'))[1] AS ErrorCode,
-		(array_agg(p.PartNumber ORDER BY p.PartNumber)
-			FILTER (WHERE COALESCE(pu.Status, p.Status) = 'NOTDELIVERED'))[1] AS FailedPart
-	FROM MessageParts p
-	LEFT JOIN pu ON pu.MessageID = p.MessageID AND pu.PartNumber = p.PartNumber
-	WHERE p.MessageID IN (SELECT MessageID FROM pu)
-	GROUP BY p.MessageID
+		count(*) FILTER (WHERE x.Status = 'DELIVERED') AS Delivered,
+		count(*) FILTER (WHERE x.Status = 'NOTDELIVERED') AS Failed,
+		max(x.DeliveredTime) AS Done,
+		(array_agg(COALESCE(x.ErrorCode, '') ORDER BY p.PartNumber) FILTER (WHERE x.Status = 'NOTDELIVERED'))[1] AS ErrorCode,
+		(array_agg(p.PartNumber ORDER BY p.PartNumber) FILTER (WHERE x.Status = 'NOTDELIVERED'))[1] AS FailedPart
+	FROM pm
+	JOIN MessageParts p ON p.MessageID = pm.MessageID
+	CROSS JOIN LATERAL (
+		SELECT array_position(pm.Nums, p.PartNumber) AS i
+	) pos
+	CROSS JOIN LATERAL (
+		SELECT CASE WHEN pos.i IS NULL THEN p.Status ELSE pm.Statuses[pos.i] END AS Status,
+		       CASE WHEN pos.i IS NULL THEN p.ErrorCode ELSE pm.ErrorCodes[pos.i] END AS ErrorCode,
+		       CASE WHEN pos.i IS NULL THEN p.DeliveredTime ELSE pm.DoneTimes[pos.i] END AS DeliveredTime
+	) x
+	GROUP BY pm.MessageID
 ), mu AS (
 	UPDATE Messages m
 	SET Status = CASE WHEN a.Failed > 0 THEN 'NOTDELIVERED' ELSE 'DELIVERED' END,
@@ -440,7 +450,7 @@ func (s *Store) MessageRescue(ctx context.Context, limit int) (int, error) {
 var sweepNoReportSQL = `
 WITH picked AS (
 	SELECT ID FROM Messages
-	WHERE Status = 'SENT' AND RequestDeliveryReport AND SentTime < ` + nowSQL + ` - $1::bigint * interval '1 millisecond'
+	WHERE Status = 'SENT' AND RequestDeliveryReport AND SentTime <= ` + nowSQL + ` - $1::bigint * interval '1 millisecond'
 	ORDER BY SentTime
 	LIMIT $2
 	FOR UPDATE SKIP LOCKED
@@ -475,25 +485,21 @@ func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.Sw
 	}
 	var res store.SweepResult
 	b := &pgx.Batch{}
-	if p.NoReportAfter > 0 {
-		b.Queue(sweepNoReportSQL, millis(p.NoReportAfter), limit).Exec(func(tag pgconn.CommandTag) error {
-			res.NoReport = int(tag.RowsAffected())
-			return nil
-		})
-	}
+	b.Queue(sweepNoReportSQL, millis(p.NoReportAfter), limit).Exec(func(tag pgconn.CommandTag) error {
+		res.NoReport = int(tag.RowsAffected())
+		return nil
+	})
 	b.Queue(sweepExpiredSQL, limit).Exec(func(tag pgconn.CommandTag) error {
 		res.Expired = int(tag.RowsAffected())
 		return nil
 	})
 	b.Queue(lockPendingMessagesSQL)
 	b.Queue(applyPendingAllSQL)
-	if p.PendingReportTTL > 0 {
-		b.Queue(`DELETE FROM PendingReports WHERE ReceivedTime < `+nowSQL+` - $1::bigint * interval '1 millisecond'`,
-			millis(p.PendingReportTTL)).Exec(func(tag pgconn.CommandTag) error {
-			res.PendingDeleted = int(tag.RowsAffected())
-			return nil
-		})
-	}
+	b.Queue(`DELETE FROM PendingReports WHERE ReceivedTime <= `+nowSQL+` - $1::bigint * interval '1 millisecond'`,
+		millis(p.PendingReportTTL)).Exec(func(tag pgconn.CommandTag) error {
+		res.PendingDeleted = int(tag.RowsAffected())
+		return nil
+	})
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return store.SweepResult{}, mapError("sweep messages", err)
 	}
