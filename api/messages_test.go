@@ -57,7 +57,7 @@ func TestSendValidation(t *testing.T) {
 	b := setup(t)
 	cases := []struct {
 		name, body, field string
-		status             int
+		status            int
 	}{
 		{"empty body text", `{"ToAddress":"+31612345678","Body":""}`, "Body", 400},
 		{"bad number", `{"ToAddress":"+31 6 1234","Body":"x"}`, "ToAddress", 400},

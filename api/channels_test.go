@@ -1,0 +1,130 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hermod-sms/hermod/api/client"
+)
+
+func TestChannels(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	code, body, hdr := b.do(t, "POST", "/api/v1/channels", b.admin, `{"Name":"sim","Type":"apitest","Settings":{"Greeting":"hi"}}`)
+	require.Equal(t, 201, code, "%s", body)
+	require.Equal(t, "/api/v1/channels/sim", hdr.Get("Location"))
+	ch := decode[client.Channel](t, body)
+	require.True(t, ch.Enabled)
+	require.JSONEq(t, `{"Greeting":"hi"}`, string(ch.Settings))
+
+	for _, tc := range []struct{ body, field string }{
+		{`{"Name":"bad name","Type":"apitest"}`, "Name"},
+		{`{"Name":"x","Type":"nosuchtype"}`, "Type"},
+		{`{"Name":"x","Type":"apitest","Settings":{"Greting":"typo"}}`, "Settings"},
+		{`{"Name":"x","Type":"apitest","Settings":[1]}`, "Settings"},
+	} {
+		code, body, _ = b.do(t, "POST", "/api/v1/channels", b.admin, tc.body)
+		require.Equal(t, 400, code, "%s", body)
+		require.Equal(t, tc.field, decode[client.Problem](t, body).Errors[0].Field, "%s", body)
+	}
+	code, _, _ = b.do(t, "POST", "/api/v1/channels", b.admin, `{"Name":"sim","Type":"apitest"}`)
+	require.Equal(t, 409, code)
+
+	code, body, _ = b.do(t, "POST", "/api/v1/channels/sim/stop", b.admin, nil)
+	require.Equal(t, 200, code, "%s", body)
+	require.False(t, decode[client.Channel](t, body).Enabled)
+	code, body, _ = b.do(t, "POST", "/api/v1/channels/sim/start", b.admin, nil)
+	require.Equal(t, 200, code, "%s", body)
+	require.True(t, decode[client.Channel](t, body).Enabled)
+
+	code, body, _ = b.do(t, "PATCH", "/api/v1/channels/sim", b.admin, `{"Node":"box1"}`)
+	require.Equal(t, 200, code, "%s", body)
+	require.Equal(t, "box1", decode[client.Channel](t, body).Node)
+
+	// A message can name the channel.
+	code, body, _ = b.do(t, "POST", "/api/v1/messages", b.sender, `{"ToAddress":"+31612345678","Body":"x","Channel":"sim"}`)
+	require.Equal(t, 201, code, "%s", body)
+	m, err := b.store.MessageGet(context.Background(), decode[client.SendResult](t, body).ID)
+	require.NoError(t, err)
+	require.Equal(t, ch.ID, m.ChannelID)
+
+	code, body, _ = b.do(t, "GET", "/api/v1/channels", b.reader, nil)
+	require.Equal(t, 200, code)
+	require.Len(t, decode[client.ChannelList](t, body).Channels, 1)
+
+	code, _, _ = b.do(t, "DELETE", "/api/v1/channels/sim", b.admin, nil)
+	require.Equal(t, 204, code)
+	code, _, _ = b.do(t, "GET", "/api/v1/channels/sim", b.reader, nil)
+	require.Equal(t, 404, code)
+}
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	code, _, _ := b.do(t, "GET", "/healthz", "", nil)
+	require.Equal(t, 200, code)
+	code, body, _ := b.do(t, "GET", "/readyz", "", nil)
+	require.Equal(t, 200, code, "%s", body)
+	h := decode[client.Health](t, body)
+	require.Equal(t, "sqlite", h.Backend)
+	require.Equal(t, h.LatestSchemaVersion, h.SchemaVersion)
+	require.NoError(t, b.store.Close())
+	code, _, hdr := b.do(t, "GET", "/readyz", "", nil)
+	require.Equal(t, 503, code)
+	require.NotEmpty(t, hdr.Get("Retry-After"))
+}
+
+func TestEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	req, err := http.NewRequestWithContext(t.Context(), "GET", b.srv.URL+"/api/v1/events", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.reader)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	require.Equal(t, ": hermod events", <-lines)
+
+	// An event from the engine's source and one from the API itself.
+	waitFor(t, b.events.hasSubscribers)
+	b.events.Publish(Event{MessageID: 42, Status: "SENT", ChannelID: 1, Time: time.Now()})
+	code, body, _ := b.do(t, "POST", "/api/v1/messages", b.sender, oneMessage)
+	require.Equal(t, 201, code)
+	id := decode[client.SendResult](t, body).ID
+
+	var data []string
+	timeout := time.After(5 * time.Second)
+	for len(data) < 2 {
+		select {
+		case l := <-lines:
+			if strings.HasPrefix(l, "data: ") {
+				data = append(data, strings.TrimPrefix(l, "data: "))
+			}
+		case <-timeout:
+			t.Fatalf("events: got %v", data)
+		}
+	}
+	got := strings.Join(data, "\n")
+	require.Contains(t, got, `"MessageID":42,"Status":"SENT"`)
+	require.Contains(t, got, fmt.Sprintf(`"MessageID":%d,"Status":"SCHEDULED"`, id))
+
+	code, _, _ = b.do(t, "GET", "/api/v1/events?status=NOPE", b.reader, nil)
+	require.Equal(t, 400, code)
+}
