@@ -40,10 +40,10 @@ func scanChannel(r rowScanner) (*store.Channel, error) {
 
 // validateChannel checks what the schema's constraints check, with a
 // clearer message.
-func validateChannel(c *store.Channel) error {
-	if c.Name == "" || len(c.Name) > 64 || strings.IndexFunc(c.Name, func(r rune) bool {
+func validateChannel(c *store.Channel, checkName bool) error {
+	if checkName && c.Name == "" || len(c.Name) > 64 || strings.IndexFunc(c.Name, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')
-	}) >= 0 {
+	}) >= 0 && checkName {
 		return fmt.Errorf("channel name %q: a channel Name is 1 to 64 characters from A-Z, a-z, 0-9, '_', '.' and '-': %w", c.Name, store.ErrInvalid)
 	}
 	if c.Type == "" {
@@ -101,7 +101,7 @@ func (s *Store) ChannelGet(ctx context.Context, name string) (*store.Channel, er
 
 // ChannelCreate inserts a channel and returns it as stored.
 func (s *Store) ChannelCreate(ctx context.Context, c store.Channel) (*store.Channel, error) {
-	if err := validateChannel(&c); err != nil {
+	if err := validateChannel(&c, true); err != nil {
 		return nil, err
 	}
 	var out *store.Channel
@@ -121,9 +121,9 @@ func (s *Store) ChannelCreate(ctx context.Context, c store.Channel) (*store.Chan
 // ChannelUpdate changes Type, Settings, Enabled and Node of channel c.ID.
 func (s *Store) ChannelUpdate(ctx context.Context, c store.Channel) error {
 	if c.Name == "" {
-		c.Name = "id " + strconv.FormatInt(c.ID, 10) // only for validation and messages
+		c.Name = "#" + strconv.FormatInt(c.ID, 10) // for error messages only: the name is not changed
 	}
-	if err := validateChannel(&c); err != nil {
+	if err := validateChannel(&c, false); err != nil {
 		return err
 	}
 	return s.inTx(ctx, func(tx *sql.Tx) error {

@@ -184,7 +184,7 @@ func (s *Store) MessageMarkSent(ctx context.Context, ps []store.SentParams) (int
 		if ref == "" {
 			ref = parts[0].Reference
 		}
-		note := p.Note
+		note := oneLine(p.Note)
 		if note == "" {
 			note = "accepted by the provider"
 		}
@@ -300,7 +300,7 @@ func (s *Store) MessageMarkRetry(ctx context.Context, ps []store.RetryParams) (i
 		}
 		defer stmt.Close()
 		for _, p := range ps {
-			r, err := stmt.ExecContext(ctx, modifier(p.Delay), strArg(p.ErrorCode), strArg(p.Error),
+			r, err := stmt.ExecContext(ctx, modifier(p.Delay), strArg(p.ErrorCode), strArg(oneLine(p.Error)),
 				p.Delay.String(), p.ID, p.Owner)
 			if err != nil {
 				return s.mapError(err, fmt.Sprintf("mark message %d for retry", p.ID))
@@ -334,7 +334,7 @@ func (s *Store) MessageMarkFailed(ctx context.Context, ps []store.FailParams) (i
 		}
 		defer stmt.Close()
 		for _, p := range ps {
-			r, err := stmt.ExecContext(ctx, strArg(p.ErrorCode), strArg(p.Error), p.ID, p.Owner)
+			r, err := stmt.ExecContext(ctx, strArg(p.ErrorCode), strArg(oneLine(p.Error)), p.ID, p.Owner)
 			if err != nil {
 				return s.mapError(err, fmt.Sprintf("mark message %d failed", p.ID))
 			}
@@ -642,7 +642,7 @@ func (s *Store) MessageReceive(ctx context.Context, in []store.Incoming) ([]int6
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO Messages (Direction, Status, ChannelID, FromAddress, FromTON, FromNPI,
 			ToAddress, Body, DataCoding, Reference, TotalParts, RequestDeliveryReport, ReceivedTime, Trace)
 			VALUES ('IN', 'RECEIVED', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, COALESCE(?10, `+nowSQL+`),
-				`+nowSQL+` || ' RECEIVED on channel ' || COALESCE(?1, '?') || char(10))
+				`+nowSQL+` || ' RECEIVED' || COALESCE(' on channel ' || ?1, '') || char(10))
 			RETURNING ID`)
 		if err != nil {
 			return s.mapError(err, "store received messages")

@@ -101,6 +101,13 @@ func (r *runner) testChannel(t *testing.T) {
 		require.Equal(t, "", again.Node)
 		require.True(t, again.Enabled)
 
+		// Only the ID names the channel; the Name is not changed.
+		require.NoError(t, b.s.ChannelUpdate(b.ctx, store.Channel{ID: c.ID, Type: "simulator", Enabled: true}))
+		again, err = b.s.ChannelGet(b.ctx, "upd")
+		require.NoError(t, err)
+		require.Equal(t, "simulator", again.Type)
+		require.JSONEq(t, `{}`, again.Settings)
+
 		got.ID += 1000
 		require.ErrorIs(t, b.s.ChannelUpdate(b.ctx, *got), store.ErrNotFound)
 	})

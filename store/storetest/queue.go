@@ -408,7 +408,7 @@ func (r *runner) testMessageMarkFailed(t *testing.T) {
 		ch, ids := Queue(t, b.s, 0, 2)
 		require.Len(t, Claim(t, b.s, ch, "node1", 2), 2)
 		n, err := b.s.MessageMarkFailed(b.ctx, []store.FailParams{
-			{ID: ids[0], Owner: "node1", ErrorCode: "0x0B", Error: "invalid destination"},
+			{ID: ids[0], Owner: "node1", ErrorCode: "0x0B", Error: "invalid destination\nsubmit_sm_resp status 0x0B"},
 			{ID: ids[1], Owner: "node2", Error: "wrong owner"},
 		})
 		require.NoError(t, err)
