@@ -53,6 +53,10 @@ type errorCollector struct {
 }
 
 func (c *errorCollector) SyntaxError(_ antlr.Recognizer, _ interface{}, line, column int, msg string, _ antlr.RecognitionException) {
+	// ANTLR lists every token it would have accepted: often hundreds.
+	if i := strings.Index(msg, " expecting {"); i >= 0 && len(msg) > i+160 {
+		msg = msg[:i+160] + "...}"
+	}
 	c.errs = append(c.errs, syntaxError{Line: line, Column: column, Msg: msg})
 }
 
@@ -155,11 +159,14 @@ func TestSQLServerFilesParse(t *testing.T) {
 			require.NoError(t, err)
 
 			errs, tokens := parse(string(data))
-			require.Empty(t, errs, "T-SQL syntax errors (file:line:column):\n%s", describe(file, errs))
+			if len(errs) > 0 {
+				t.Fatalf("T-SQL syntax errors:\n%s", describe(file, errs))
+			}
 			require.NotEmpty(t, tokens, "%s holds no statement", file)
 
-			portErrs := portabilityErrors(tokens)
-			require.Empty(t, portErrs, "non-portable T-SQL (file:line:column):\n%s", describe(file, portErrs))
+			if portErrs := portabilityErrors(tokens); len(portErrs) > 0 {
+				t.Fatalf("non-portable T-SQL:\n%s", describe(file, portErrs))
+			}
 		})
 	}
 }
