@@ -4,9 +4,10 @@
 -- strftime('%Y-%m-%d %H:%M:%f','now') gives, so that they compare as text and
 -- conditions such as ScheduledTime <= strftime('%Y-%m-%d %H:%M:%f','now')
 -- work from the sqlite3 shell. Constraints are named so that an error names
--- the rule that was broken.
+-- the rule that was broken. Every object is created IF NOT EXISTS so that
+-- two processes that migrate a new file at the same moment both succeed.
 
-CREATE TABLE Messages (
+CREATE TABLE IF NOT EXISTS Messages (
     ID                    INTEGER PRIMARY KEY AUTOINCREMENT,
     Direction             TEXT    NOT NULL DEFAULT 'OUT'
         CONSTRAINT CK_Messages_Direction CHECK (Direction IN ('OUT', 'IN')),
@@ -50,27 +51,27 @@ CREATE TABLE Messages (
 );
 
 -- The router: due SCHEDULED rows.
-CREATE INDEX IX_Messages_Scheduled ON Messages (ScheduledTime, ID) WHERE Status = 'SCHEDULED';
+CREATE INDEX IF NOT EXISTS IX_Messages_Scheduled ON Messages (ScheduledTime, ID) WHERE Status = 'SCHEDULED';
 -- The claim: QUEUED rows of one channel, highest priority first.
-CREATE INDEX IX_Messages_Queued ON Messages (ChannelID, Priority DESC, ID) WHERE Status = 'QUEUED';
+CREATE INDEX IF NOT EXISTS IX_Messages_Queued ON Messages (ChannelID, Priority DESC, ID) WHERE Status = 'QUEUED';
 -- The rescuer: expired leases.
-CREATE INDEX IX_Messages_Sending ON Messages (LeaseExpires) WHERE Status = 'SENDING';
+CREATE INDEX IF NOT EXISTS IX_Messages_Sending ON Messages (LeaseExpires) WHERE Status = 'SENDING';
 -- The NOREPORT sweep.
-CREATE INDEX IX_Messages_Sent ON Messages (SentTime) WHERE Status = 'SENT' AND RequestDeliveryReport = 1;
+CREATE INDEX IF NOT EXISTS IX_Messages_Sent ON Messages (SentTime) WHERE Status = 'SENT' AND RequestDeliveryReport = 1;
 -- The application's idempotency key.
-CREATE UNIQUE INDEX UX_Messages_ClientReference ON Messages (ClientReference) WHERE ClientReference IS NOT NULL;
-CREATE INDEX IX_Messages_Created ON Messages (CreatedTime);
-CREATE INDEX IX_Messages_ToAddress ON Messages (ToAddress);
+CREATE UNIQUE INDEX IF NOT EXISTS UX_Messages_ClientReference ON Messages (ClientReference) WHERE ClientReference IS NOT NULL;
+CREATE INDEX IF NOT EXISTS IX_Messages_Created ON Messages (CreatedTime);
+CREATE INDEX IF NOT EXISTS IX_Messages_ToAddress ON Messages (ToAddress);
 
 -- Every write sets LastUpdate. Hermod sets it itself; this trigger covers
 -- writers that do not (an UPDATE from the sqlite3 shell or another program).
-CREATE TRIGGER TR_Messages_LastUpdate AFTER UPDATE ON Messages
+CREATE TRIGGER IF NOT EXISTS TR_Messages_LastUpdate AFTER UPDATE ON Messages
 FOR EACH ROW WHEN NEW.LastUpdate IS OLD.LastUpdate
 BEGIN
     UPDATE Messages SET LastUpdate = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE ID = NEW.ID;
 END;
 
-CREATE TABLE MessageParts (
+CREATE TABLE IF NOT EXISTS MessageParts (
     MessageID     INTEGER NOT NULL,
     PartNumber    INTEGER NOT NULL
         CONSTRAINT CK_MessageParts_PartNumber CHECK (PartNumber >= 1),
@@ -84,9 +85,9 @@ CREATE TABLE MessageParts (
     CONSTRAINT PK_MessageParts PRIMARY KEY (MessageID, PartNumber)
 );
 
-CREATE INDEX IX_MessageParts_Reference ON MessageParts (ChannelID, Reference) WHERE Reference IS NOT NULL;
+CREATE INDEX IF NOT EXISTS IX_MessageParts_Reference ON MessageParts (ChannelID, Reference) WHERE Reference IS NOT NULL;
 
-CREATE TABLE PendingReports (
+CREATE TABLE IF NOT EXISTS PendingReports (
     ID           INTEGER PRIMARY KEY AUTOINCREMENT,
     ChannelID    INTEGER NOT NULL,
     Reference    TEXT    NOT NULL,
@@ -97,10 +98,10 @@ CREATE TABLE PendingReports (
     ReceivedTime TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
 
-CREATE INDEX IX_PendingReports_Reference ON PendingReports (ChannelID, Reference);
-CREATE INDEX IX_PendingReports_Received ON PendingReports (ReceivedTime);
+CREATE INDEX IF NOT EXISTS IX_PendingReports_Reference ON PendingReports (ChannelID, Reference);
+CREATE INDEX IF NOT EXISTS IX_PendingReports_Received ON PendingReports (ReceivedTime);
 
-CREATE TABLE Channels (
+CREATE TABLE IF NOT EXISTS Channels (
     ID            INTEGER PRIMARY KEY AUTOINCREMENT,
     Name          TEXT    NOT NULL
         CONSTRAINT CK_Channels_Name CHECK (length(Name) BETWEEN 1 AND 64 AND Name NOT GLOB '*[^A-Za-z0-9_.-]*'),
@@ -119,16 +120,16 @@ CREATE TABLE Channels (
     LastUpdate    TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
 
-CREATE UNIQUE INDEX UX_Channels_Name ON Channels (Name);
+CREATE UNIQUE INDEX IF NOT EXISTS UX_Channels_Name ON Channels (Name);
 
-CREATE TABLE Options (
+CREATE TABLE IF NOT EXISTS Options (
     Name       TEXT NOT NULL
         CONSTRAINT PK_Options PRIMARY KEY,
     Value      TEXT NOT NULL,
     LastUpdate TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
 
-CREATE TABLE Nodes (
+CREATE TABLE IF NOT EXISTS Nodes (
     Name          TEXT    NOT NULL
         CONSTRAINT PK_Nodes PRIMARY KEY,
     Host          TEXT,
@@ -138,7 +139,7 @@ CREATE TABLE Nodes (
     HeartbeatTime TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now'))
 );
 
-CREATE TABLE Leaders (
+CREATE TABLE IF NOT EXISTS Leaders (
     Name        TEXT NOT NULL
         CONSTRAINT PK_Leaders PRIMARY KEY,
     Node        TEXT NOT NULL,
@@ -146,7 +147,7 @@ CREATE TABLE Leaders (
     ExpiresTime TEXT NOT NULL
 );
 
-CREATE TABLE ApiKeys (
+CREATE TABLE IF NOT EXISTS ApiKeys (
     ID          INTEGER PRIMARY KEY AUTOINCREMENT,
     Name        TEXT    NOT NULL
         CONSTRAINT CK_ApiKeys_Name CHECK (Name <> ''),
@@ -161,5 +162,5 @@ CREATE TABLE ApiKeys (
     RevokedTime TEXT
 );
 
-CREATE UNIQUE INDEX UX_ApiKeys_Name ON ApiKeys (Name);
-CREATE UNIQUE INDEX UX_ApiKeys_Hash ON ApiKeys (Hash);
+CREATE UNIQUE INDEX IF NOT EXISTS UX_ApiKeys_Name ON ApiKeys (Name);
+CREATE UNIQUE INDEX IF NOT EXISTS UX_ApiKeys_Hash ON ApiKeys (Hash);

@@ -218,3 +218,27 @@ func TestErrorMessages(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrInvalid)
 	require.ErrorContains(t, err, "ValidUntil")
 }
+
+func TestConcurrentFirstOpen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "race.db")
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			s, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		require.NoError(t, <-errs)
+	}
+	s := newTestStoreAt(t, path)
+	current, latest, dirty, err := s.MigrateStatus(t.Context())
+	require.NoError(t, err)
+	require.False(t, dirty)
+	require.Equal(t, latest, current)
+}

@@ -15,7 +15,13 @@ import (
 // directory and closes it when t ends.
 func newTestStore(t testing.TB) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hermod.db"), sqlite.Options{})
+	return newTestStoreAt(t, filepath.Join(t.TempDir(), "hermod.db"))
+}
+
+// newTestStoreAt opens a migrated store on path and closes it when t ends.
+func newTestStoreAt(t testing.TB, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 	return s
