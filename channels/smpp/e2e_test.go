@@ -192,7 +192,7 @@ func TestEndToEndThroughEngine(t *testing.T) {
 			}
 		}
 		require.Equal(t, totalParts, partsAccepted, "every part reached the SMSC")
-		t.Logf("%d messages (%d parts) DELIVERED in %v (%.0f msg/s) with a disconnect and %v of refused binds; %d messages had a part sent twice",
-			n, totalParts, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), refuse, len(twice))
+		t.Logf("%s: %d messages (%d parts) DELIVERED in %v (%.0f msg/s) with a disconnect and %v of refused binds; %d messages had a part sent twice",
+			t.Name(), n, totalParts, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), refuse, len(twice))
 	})
 }

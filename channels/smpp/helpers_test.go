@@ -28,7 +28,7 @@ type fakeHost struct {
 	log        *slog.Logger
 }
 
-func newFakeHost(t *testing.T) *fakeHost {
+func newFakeHost(t testing.TB) *fakeHost {
 	level := slog.LevelWarn
 	if os.Getenv("HERMOD_TEST_VERBOSE") != "" {
 		level = slog.LevelDebug
@@ -36,7 +36,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 	return &fakeHost{log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(string(b))
@@ -91,11 +91,17 @@ type bundle struct {
 
 // setup starts a test SMSC and a channel bound to it. settings are merged
 // over host/port and fast timeouts.
-func setup(t *testing.T, cfg smsctest.Config, settings map[string]any) *bundle {
+func setup(t testing.TB, cfg smsctest.Config, settings map[string]any) *bundle {
 	t.Helper()
 	srv, err := smsctest.Start(cfg)
 	require.NoError(t, err)
 	t.Cleanup(srv.Close)
+	return setupWith(t, srv, settings)
+}
+
+// setupWith binds a channel to srv.
+func setupWith(t testing.TB, srv *smsctest.Server, settings map[string]any) *bundle {
+	t.Helper()
 	s := map[string]any{
 		"host": srv.Host(), "port": srv.Port(), "systemId": "hermod", "password": "secret",
 		"reconnectMin": "50ms", "reconnectMax": "500ms", "responseTimeout": "2s", "throttlePause": "100ms",

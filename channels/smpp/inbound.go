@@ -68,7 +68,10 @@ func (c *Channel) inbound(cn *conn, p *pdu.PDU) {
 		if rep.State == "" {
 			rep.State = "UNKNOWN"
 		}
-		c.reports <- inboundItem{report: rep, acks: []ack{a}}
+		select {
+		case c.reports <- inboundItem{report: rep, acks: []ack{a}}:
+		case <-cn.closed: // stopping or reconnecting: the SMSC delivers it again
+		}
 		return
 	}
 	if p.ESMClass&pdu.ESMTypeMask != 0 {
@@ -202,7 +205,10 @@ func (r *reassembler) add(a ack, p *pdu.PDU) {
 		c.log.Warn("smpp: incoming message has a malformed header: storing it as it is", "bind", a.cn.s.n, "err", err, "pdu", p.String())
 	}
 	if !multi {
-		c.incoming <- inboundItem{incoming: c.makeIncoming(p, []piece{{num: 1, data: data, dc: p.DataCoding}}, 1), acks: []ack{a}}
+		select {
+		case c.incoming <- inboundItem{incoming: c.makeIncoming(p, []piece{{num: 1, data: data, dc: p.DataCoding}}, 1), acks: []ack{a}}:
+		case <-a.cn.closed:
+		}
 		return
 	}
 	key := fmt.Sprintf("%d/%d/%s|%d/%d/%s|%d|%d", p.SourceTON, p.SourceNPI, p.Source, p.DestTON, p.DestNPI, p.Dest, ref, total)

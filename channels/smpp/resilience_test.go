@@ -13,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hermod-sms/hermod/channels"
-	"github.com/hermod-sms/hermod/channels/sms"
 	"github.com/hermod-sms/hermod/channels/smpp/internal/pdu"
 	"github.com/hermod-sms/hermod/channels/smpp/smsctest"
+	"github.com/hermod-sms/hermod/channels/sms"
 )
 
 // submitKey identifies a part as the SMSC saw it: destination plus the

@@ -198,6 +198,7 @@ func (c *Channel) acquireSlot(ctx context.Context) (*session, *conn, error) {
 			}
 		}
 		var timeout <-chan time.Time
+		var timer *time.Timer
 		if !anyBound {
 			if unboundSince.IsZero() {
 				unboundSince = time.Now()
@@ -206,9 +207,8 @@ func (c *Channel) acquireSlot(ctx context.Context) (*session, *conn, error) {
 			if left <= 0 {
 				return nil, nil, fmt.Errorf("%w for %v", errNoBind, time.Duration(c.set.BindWait))
 			}
-			t := time.NewTimer(left)
-			defer t.Stop()
-			timeout = t.C
+			timer = time.NewTimer(left)
+			timeout = timer.C
 		} else {
 			unboundSince = time.Time{}
 		}
@@ -216,8 +216,10 @@ func (c *Channel) acquireSlot(ctx context.Context) (*session, *conn, error) {
 		case <-wake:
 		case <-timeout:
 		case <-ctx.Done():
+			stopTimer(timer)
 			return nil, nil, ctx.Err()
 		}
+		stopTimer(timer)
 	}
 }
 
@@ -324,4 +326,10 @@ func (st *sendState) finish() []channels.Result {
 		}
 	}
 	return st.results
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
 }
