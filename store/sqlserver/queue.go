@@ -215,7 +215,7 @@ UPDATE m SET
 	Status = ` + reportStatus + `,
 	TriggerStatus = N'',
 	DeliveredTime = CASE WHEN t.NotDelivered > 0 THEN m.DeliveredTime ELSE t.LastDone END,
-	ErrorCode = CASE WHEN t.NotDelivered > 0 THEN t.BadError ELSE NULL END,
+	ErrorCode = CASE WHEN t.NotDelivered > 0 THEN NULLIF(t.BadError, N'') ELSE NULL END,
 	StatusDetails = CASE WHEN t.NotDelivered > 0 THEN ` + notDeliveredWhy + ` ELSE NULL END,
 	LastUpdate = @now,
 	Trace = ` + appendTrace("m", reportStatus, "CASE WHEN t.NotDelivered > 0 THEN "+notDeliveredWhy+

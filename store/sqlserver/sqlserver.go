@@ -255,18 +255,18 @@ func intPtr(v *int) any {
 }
 
 // durationArgs splits d into whole seconds and the remaining milliseconds,
-// each within DATEADD's INT range, for addDuration.
-func durationArgs(d time.Duration) (seconds, millis int64) {
-	const maxInt32 = 1<<31 - 1
-	seconds = int64(d / time.Second)
-	millis = int64((d % time.Second) / time.Millisecond)
-	if seconds > maxInt32 {
-		seconds, millis = maxInt32, 0
+// each an INT (go-mssqldb sends int32 as INT, what DATEADD takes), for
+// addDuration. Durations beyond 68 years are clamped.
+func durationArgs(d time.Duration) (seconds, millis int32) {
+	secs := int64(d / time.Second)
+	ms := int64((d % time.Second) / time.Millisecond)
+	switch {
+	case secs > math.MaxInt32:
+		secs, ms = math.MaxInt32, 0
+	case secs < -math.MaxInt32:
+		secs, ms = -math.MaxInt32, 0
 	}
-	if seconds < -maxInt32 {
-		seconds, millis = -maxInt32, 0
-	}
-	return seconds, millis
+	return int32(secs), int32(ms)
 }
 
 // addDuration is T-SQL for expr + a duration given as seconds and

@@ -102,7 +102,7 @@ func TestDurationArgs(t *testing.T) {
 
 	for _, tc := range []struct {
 		d            time.Duration
-		secs, millis int64
+		secs, millis int32
 	}{
 		{0, 0, 0},
 		{1500 * time.Millisecond, 1, 500},
@@ -257,7 +257,7 @@ func TestBuildBatches(t *testing.T) {
 
 	q, vals = buildMarkRetry([]store.RetryParams{{ID: 1, Owner: "n", Delay: 90 * time.Second, Error: "throttled"}})
 	requirePlaceholders(t, q, vals)
-	require.Equal(t, int64(90), vals[2])
+	require.Equal(t, int32(90), vals[2])
 	require.Equal(t, "1m30s", vals[4])
 
 	q, vals = buildMarkFailed([]store.FailParams{{ID: 1, Owner: "n"}, {ID: 2, Owner: "n"}})

@@ -2,6 +2,7 @@ package sqlserver
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -113,8 +114,9 @@ func TestStatementsExported(t *testing.T) {
 	for _, name := range names {
 		data, err := os.ReadFile(filepath.Join(statementsDir, name))
 		require.NoError(t, err)
-		require.Equal(t, statementHeader+strings.TrimSpace(want[name])+"\n", string(data),
-			"%s is stale: run go test ./store/sqlserver -run TestStatementsExported -update", name)
+		if wantText := statementHeader + strings.TrimSpace(want[name]) + "\n"; wantText != string(data) {
+			t.Errorf("%s is stale (%s): run go test ./store/sqlserver -run TestStatementsExported -update", name, firstDiff(wantText, string(data)))
+		}
 	}
 }
 
@@ -140,4 +142,22 @@ func TestStatementsPortable(t *testing.T) {
 			}
 		}
 	}
+}
+
+// firstDiff describes the first line where two texts differ.
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return fmt.Sprintf("line %d: want %q, file has %q", i+1, wl, gl)
+		}
+	}
+	return "no difference"
 }

@@ -64,7 +64,7 @@ UPDATE m SET
 	Status = CASE WHEN t.NotDelivered > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END,
 	TriggerStatus = N'',
 	DeliveredTime = CASE WHEN t.NotDelivered > 0 THEN m.DeliveredTime ELSE t.LastDone END,
-	ErrorCode = CASE WHEN t.NotDelivered > 0 THEN t.BadError ELSE NULL END,
+	ErrorCode = CASE WHEN t.NotDelivered > 0 THEN NULLIF(t.BadError, N'') ELSE NULL END,
 	StatusDetails = CASE WHEN t.NotDelivered > 0 THEN N'part ' + CONVERT(NVARCHAR(20), t.BadPart) + N' not delivered' + CASE WHEN t.BadError = N'' THEN N'' ELSE N' (error ' + t.BadError + N')' END ELSE NULL END,
 	LastUpdate = @now,
 	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + CASE WHEN t.NotDelivered > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN t.NotDelivered > 0 THEN N'part ' + CONVERT(NVARCHAR(20), t.BadPart) + N' not delivered' + CASE WHEN t.BadError = N'' THEN N'' ELSE N' (error ' + t.BadError + N')' END WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
