@@ -88,7 +88,7 @@ func newChannel(cfg channels.Config) (*Channel, error) {
 		log:      log,
 		refs:     newRefCounters(),
 		bucket:   newTokenBucket(set.Throughput),
-		reports:  make(chan inboundItem, 4096),
+		reports:  make(chan inboundItem, 8192),
 		incoming: make(chan inboundItem, 1024),
 		pauseLen: time.Duration(set.ThrottlePause),
 	}

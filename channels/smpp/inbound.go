@@ -85,11 +85,11 @@ func (c *Channel) inbound(cn *conn, p *pdu.PDU) {
 }
 
 // inboundLoop commits items in batches: it takes what is queued (up to
-// batchSize), commits it with one Host call, then acknowledges every PDU
+// 2000), commits it with one Host call, then acknowledges every PDU
 // of the batch. On error the PDUs are answered ESME_RX_T_APPN so that the
 // SMSC delivers them again.
 func (c *Channel) inboundLoop(ctx context.Context, q chan inboundItem, commit func(context.Context, []inboundItem) error) {
-	const maxBatch = 500
+	const maxBatch = 2000
 	for {
 		var batch []inboundItem
 		select {

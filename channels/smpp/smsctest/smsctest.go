@@ -9,6 +9,7 @@ package smsctest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,8 @@ type Config struct {
 	// Redeliver is how long the SMSC waits before resending a deliver_sm
 	// that got no response or an error (default 2s).
 	Redeliver time.Duration
+	// TLS, when set, makes the SMSC accept TLS connections only.
+	TLS *tls.Config
 	// Logf, when set, gets a line per notable event.
 	Logf func(format string, args ...any)
 }
@@ -104,6 +107,9 @@ func Start(cfg Config) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("smsctest: listen on loopback: %w", err)
+	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
 	}
 	if cfg.IDFormat == "" {
 		cfg.IDFormat = "hex"
