@@ -93,6 +93,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	logger.DebugContext(ctx, "sqlite store opened", "path", path, "read_connections", n)
 	return s, nil
 }
 
