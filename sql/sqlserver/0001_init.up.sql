@@ -68,9 +68,11 @@ CREATE TABLE hermod.Messages (
     CONSTRAINT CK_Messages_ToAddress CHECK (ToAddress <> N'')
 );
 
--- The router: due SCHEDULED rows in ScheduledTime order.
+-- The router: due SCHEDULED rows in ScheduledTime order (Direction included
+-- so that the pick never looks up the row).
 CREATE NONCLUSTERED INDEX IX_Messages_Scheduled
     ON hermod.Messages (ScheduledTime, ID)
+    INCLUDE (Direction)
     WHERE Status = N'SCHEDULED';
 
 -- The claim: one channel's QUEUED rows, highest priority first. Covering, so

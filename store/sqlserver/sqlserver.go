@@ -129,18 +129,18 @@ func parseURL(rawURL string) (urlConfig, error) {
 		cfg.azure = true
 	default:
 		return urlConfig{}, fmt.Errorf("SQL Server URL %s: unsupported scheme %q: use sqlserver://user:password@host?database=name or azuresql://server.database.windows.net?database=name&fedauth=ActiveDirectoryDefault: %w",
-			u.Redacted(), u.Scheme, store.ErrInvalid)
+			redactURL(u), u.Scheme, store.ErrInvalid)
 	}
 	u.Scheme = "sqlserver"
 	if u.Host == "" {
 		return urlConfig{}, fmt.Errorf("SQL Server URL %s: no host: give the server, e.g. sqlserver://user:password@db.example.com:1433?database=sms: %w",
-			u.Redacted(), store.ErrInvalid)
+			redactURL(u), store.ErrInvalid)
 	}
 
 	q := u.Query()
 	if cfg.azure && q.Get("fedauth") == "" {
 		return urlConfig{}, fmt.Errorf("azuresql URL %s: no fedauth parameter: azuresql:// authenticates with Microsoft Entra ID, add e.g. &fedauth=ActiveDirectoryDefault (or use sqlserver:// for a SQL login): %w",
-			u.Redacted(), store.ErrInvalid)
+			redactURL(u), store.ErrInvalid)
 	}
 	cfg.database = q.Get("database")
 	if cfg.database == "" {
@@ -151,8 +151,37 @@ func parseURL(rawURL string) (urlConfig, error) {
 		u.RawQuery = q.Encode()
 	}
 	cfg.dsn = u.String()
-	cfg.redacted = u.Redacted()
+	cfg.redacted = redactURL(u)
 	return cfg, nil
+}
+
+// secretParams are query parameters of go-mssqldb and its azuread connector
+// that carry secrets.
+var secretParams = map[string]bool{
+	"password": true, "pwd": true, "clientsecret": true, "client secret": true,
+	"accesstoken": true, "access token": true, "systemaccesstoken": true,
+	"userassertion": true, "clientassertion": true, "clientcertpassword": true,
+}
+
+// redactURL returns u with the password of its user info and every secret
+// query parameter replaced by xxxxx, for messages and logs.
+func redactURL(u *url.URL) string {
+	c := *u
+	if _, ok := c.User.Password(); ok {
+		c.User = url.UserPassword(c.User.Username(), "xxxxx")
+	}
+	q := c.Query()
+	changed := false
+	for k := range q {
+		if secretParams[strings.ToLower(k)] {
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
+		c.RawQuery = q.Encode()
+	}
+	return c.String()
 }
 
 // Backend names the implementation.

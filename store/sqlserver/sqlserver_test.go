@@ -62,11 +62,20 @@ func TestParseURL(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "sms", cfg.database)
 	})
+	t.Run("secrets in the query are redacted", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := parseURL("azuresql://srv.database.windows.net?database=sms&fedauth=ActiveDirectoryServicePrincipal&user+id=app&password=topsecret&ClientSecret=alsosecret")
+		require.NoError(t, err)
+		require.Contains(t, cfg.dsn, "topsecret", "the driver gets the secret")
+		require.NotContains(t, cfg.redacted, "topsecret")
+		require.NotContains(t, cfg.redacted, "alsosecret")
+		require.Contains(t, cfg.redacted, "srv.database.windows.net")
+	})
 	t.Run("errors", func(t *testing.T) {
 		t.Parallel()
 		for _, tc := range []struct{ url, want string }{
 			{"postgres://u:secretpw@host/db", "unsupported scheme"},
-			{"azuresql://myserver.database.windows.net?database=sms", "fedauth"},
+			{"azuresql://myserver.database.windows.net?database=sms&password=secretpw", "fedauth"},
 			{"sqlserver://?database=sms", "no host"},
 			{"sqlserver://u:secretpw@host:bad port", "not a valid URL"},
 		} {
