@@ -526,6 +526,57 @@ func (r *runner) testMessageReportApply(t *testing.T) {
 		require.Equal(t, store.StatusDelivered, Get(t, b.s, id).Status)
 	})
 
+	t.Run("DuplicateReport", func(t *testing.T) {
+		b := r.setup(t)
+		ch, id := Send(t, b.s, "node1", "dup")
+		for range 2 {
+			res, err := b.s.MessageReportApply(b.ctx, []store.ReportParams{{ChannelID: ch, Reference: "dup", Status: store.PartDelivered}})
+			require.NoError(t, err)
+			require.Equal(t, store.ReportResult{Matched: 1}, res)
+		}
+		m := Get(t, b.s, id)
+		require.Equal(t, store.StatusDelivered, m.Status)
+		statuses := TraceStatuses(t, m.Trace)
+		require.Equal(t, store.StatusDelivered, statuses[len(statuses)-1])
+		require.NotEqual(t, store.StatusDelivered, statuses[len(statuses)-2], "a repeated report adds no second DELIVERED line")
+	})
+
+	t.Run("ResendAfterNotDelivered", func(t *testing.T) {
+		b := r.setup(t)
+		ch, id := Send(t, b.s, "node1", "old1", "old2")
+		_, err := b.s.MessageReportApply(b.ctx, []store.ReportParams{{ChannelID: ch, Reference: "old1", Status: store.PartNotDelivered, ErrorCode: "0x45"}})
+		require.NoError(t, err)
+		require.Equal(t, store.StatusNotDelivered, Get(t, b.s, id).Status)
+
+		require.NoError(t, b.s.MessageReprocess(b.ctx, id, true))
+		res, err := b.s.MessageRoute(b.ctx, store.RouteParams{Channels: []int64{ch}, Limit: 10})
+		require.NoError(t, err)
+		require.Equal(t, 1, res.Queued)
+		require.Len(t, Claim(t, b.s, ch, "node2", 1), 1)
+		n, err := b.s.MessageMarkSent(b.ctx, []store.SentParams{{ID: id, Owner: "node2", Reference: "new1",
+			Parts: []store.Part{{PartNumber: 1, Reference: "new1"}, {PartNumber: 2, Reference: "new2"}}}})
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		m := Get(t, b.s, id)
+		require.Equal(t, store.StatusSent, m.Status, "the old undelivered part does not count against the new attempt")
+		require.Equal(t, "new1", m.Reference)
+
+		rr, err := b.s.MessageReportApply(b.ctx, []store.ReportParams{
+			{ChannelID: ch, Reference: "new1", Status: store.PartDelivered},
+			{ChannelID: ch, Reference: "new2", Status: store.PartDelivered},
+		})
+		require.NoError(t, err)
+		require.Equal(t, store.ReportResult{Matched: 2}, rr)
+		m = Get(t, b.s, id)
+		require.Equal(t, store.StatusDelivered, m.Status)
+		require.Equal(t, "", m.ErrorCode, "the old error code is gone")
+		parts, err := b.s.MessageParts(b.ctx, id)
+		require.NoError(t, err)
+		require.Len(t, parts, 2)
+		require.Equal(t, "new1", parts[0].Reference)
+		require.Equal(t, store.PartDelivered, parts[0].Status)
+	})
+
 	t.Run("InvalidStatus", func(t *testing.T) {
 		b := r.setup(t)
 		ch, _ := Send(t, b.s, "node1", "x")
