@@ -142,8 +142,12 @@ func (b *testBundle) start(t *testing.T) {
 
 func createChannel(t *testing.T, s store.Store, name, typ string, settings any) *store.Channel {
 	t.Helper()
-	raw, err := json.Marshal(settings)
-	require.NoError(t, err)
+	raw := []byte("{}")
+	if settings != nil {
+		var err error
+		raw, err = json.Marshal(settings)
+		require.NoError(t, err)
+	}
 	c, err := s.ChannelCreate(context.Background(), store.Channel{Name: name, Type: typ, Settings: string(raw), Enabled: true})
 	require.NoError(t, err)
 	return c

@@ -42,11 +42,13 @@ func (h *health) failed(ctx context.Context, op string, err error) {
 	h.log.Warn("database unavailable", "operation", op, "error", err)
 }
 
-// ok records a successful store call.
-func (h *health) ok() {
+// ok records a successful store call that began at start. A call that
+// began before the outage was noticed proves nothing about the database
+// now, so it does not end the outage.
+func (h *health) ok(start time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.down {
+	if !h.down || start.Before(h.since) {
 		return
 	}
 	h.down = false
@@ -67,11 +69,12 @@ func (h *health) isDown() bool {
 
 // call runs a store call, records its outcome, and returns its error.
 func (h *health) call(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	start := time.Now()
 	err := f(ctx)
 	if err != nil {
 		h.failed(ctx, op, err)
 		return err
 	}
-	h.ok()
+	h.ok(start)
 	return nil
 }

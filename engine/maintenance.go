@@ -55,6 +55,11 @@ func (h *heartbeat) Stop(ctx context.Context) {
 type elector struct {
 	e       *Engine
 	leading atomic.Bool
+	// until is when the lease this node holds runs out by its own clock
+	// (Unix nanoseconds): the start of the last successful LeaderElect
+	// plus the TTL. Leadership is trusted only before it, so that a node
+	// that stalls never leads alongside the one that took over.
+	until   atomic.Int64
 	changed *broadcast
 	loop
 	elected testSignal[bool] // every change of leadership
@@ -62,7 +67,9 @@ type elector struct {
 
 func newElector(e *Engine) *elector { return &elector{e: e, changed: newBroadcast()} }
 
-func (l *elector) isLeader() bool { return l.leading.Load() }
+func (l *elector) isLeader() bool {
+	return l.leading.Load() && time.Now().UnixNano() < l.until.Load()
+}
 
 func (l *elector) Start(ctx context.Context) error {
 	return l.loop.start(ctx, "elector", l.run)
@@ -89,10 +96,10 @@ func (l *elector) run(ctx context.Context) {
 	e := l.e
 	interval := e.cfg.LeaderTTL / 3
 	bo := e.dbBackoff()
-	var lastOK time.Time
 	for {
 		wait := interval
 		var leads bool
+		start := time.Now()
 		err := e.health.call(ctx, "LeaderElect", func(ctx context.Context) (err error) {
 			leads, err = e.store.LeaderElect(ctx, l.params())
 			return err
@@ -101,14 +108,14 @@ func (l *elector) run(ctx context.Context) {
 		case err != nil:
 			// Without an answer the lease may run out: give leadership up
 			// before it can, so that two nodes never both lead.
-			if l.isLeader() && time.Since(lastOK) >= e.cfg.LeaderTTL-interval {
+			if l.leading.Load() && time.Now().Add(interval).UnixNano() >= l.until.Load() {
 				l.set(false)
 			}
 			wait = min(bo.next(), interval)
 		default:
 			bo.reset()
 			if leads {
-				lastOK = time.Now()
+				l.until.Store(start.Add(e.cfg.LeaderTTL).UnixNano())
 			}
 			l.set(leads)
 		}

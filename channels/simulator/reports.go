@@ -84,10 +84,15 @@ func (q *reportQueue) run(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
+				if backoff == 0 {
+					q.log.Warn("simulator: delivery reports not accepted; retrying until they are", "reports", len(batch), "error", err)
+				}
 				backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
-				q.log.Warn("simulator: delivery reports not accepted, retrying", "reports", len(batch), "retry_in", backoff, "error", err)
 				wait = backoff
 			} else {
+				if backoff > 0 {
+					q.log.Info("simulator: delivery reports accepted again")
+				}
 				backoff = 0
 				q.mu.Lock()
 				q.queue = q.queue[len(batch):]
