@@ -239,11 +239,11 @@ func TestPortabilityRules(t *testing.T) {
 	t.Parallel()
 
 	cases := map[string]string{
-		"merge":            "MERGE hermod.Options AS t USING (SELECT N'a' AS Name) AS s ON t.Name = s.Name WHEN MATCHED THEN UPDATE SET Value = N'b';",
-		"create or alter":  "CREATE OR ALTER PROCEDURE hermod.X AS RETURN 0;",
-		"waitfor":          "WAITFOR DELAY '00:00:01';",
-		"snapshot":         "SET TRANSACTION ISOLATION LEVEL SNAPSHOT;",
-		"sequence range":   "EXEC sp_sequence_get_range @sequence_name = N'hermod.S', @range_size = 10, @range_first_value = 1;",
+		"merge":             "MERGE hermod.Options AS t USING (SELECT N'a' AS Name) AS s ON t.Name = s.Name WHEN MATCHED THEN UPDATE SET Value = N'b';",
+		"create or alter":   "CREATE OR ALTER PROCEDURE hermod.X AS RETURN 0;",
+		"waitfor":           "WAITFOR DELAY '00:00:01';",
+		"snapshot":          "SET TRANSACTION ISOLATION LEVEL SNAPSHOT;",
+		"sequence range":    "EXEC sp_sequence_get_range @sequence_name = N'hermod.S', @range_size = 10, @range_first_value = 1;",
 		"rowversion column": "CREATE TABLE hermod.T (ID INT NOT NULL, RV ROWVERSION);",
 	}
 	for name, script := range cases {
