@@ -57,3 +57,18 @@ func BenchmarkCycle(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInsert measures MessageInsert alone, in batches of 500.
+func BenchmarkInsert(b *testing.B) {
+	s := newTestStore(b)
+	msgs := make([]store.NewMessage, 500)
+	for i := range msgs {
+		msgs[i] = store.NewMessage{ToAddress: fmt.Sprintf("+3161%07d", i), Body: "benchmark message body of a typical length, about sixty chars"}
+	}
+	start := time.Now()
+	for b.Loop() {
+		_, err := s.MessageInsert(b.Context(), msgs)
+		require.NoError(b, err)
+	}
+	b.ReportMetric(float64(b.N*len(msgs))/time.Since(start).Seconds(), "msgs/s")
+}
