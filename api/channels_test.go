@@ -128,3 +128,25 @@ func TestEvents(t *testing.T) {
 	code, _, _ = b.do(t, "GET", "/api/v1/events?status=NOPE", b.reader, nil)
 	require.Equal(t, 400, code)
 }
+
+func TestAdaptEvents(t *testing.T) {
+	t.Parallel()
+	type engineEvent struct {
+		MessageID int64
+		Status    string
+		ChannelID int64
+		Time      time.Time
+	}
+	src := make(chan engineEvent, 1)
+	stopped := false
+	es := AdaptEvents(func(int) (<-chan engineEvent, func()) { return src, func() { stopped = true } },
+		func(e engineEvent) Event { return Event(e) })
+	ch, stop := es.Subscribe(4)
+	src <- engineEvent{MessageID: 7, Status: "SENT"}
+	e := <-ch
+	require.Equal(t, int64(7), e.MessageID)
+	stop()
+	require.True(t, stopped)
+	for range ch {
+	}
+}

@@ -97,3 +97,49 @@ func (b *Broadcaster) hasSubscribers() bool {
 	defer b.mu.RUnlock()
 	return len(b.subs) > 0
 }
+
+// AdaptEvents makes an EventSource of any Subscribe function, converting
+// each event with convert. It lets a command hand the engine's events to
+// the API without this package importing the engine:
+//
+//	api.AdaptEvents(eng.Subscribe, func(e engine.Event) api.Event { return api.Event(e) })
+//
+// Events are dropped when the subscriber's buffer is full.
+func AdaptEvents[E any](subscribe func(buf int) (<-chan E, func()), convert func(E) Event) EventSource {
+	return adaptedSource[E]{subscribe, convert}
+}
+
+type adaptedSource[E any] struct {
+	subscribe func(int) (<-chan E, func())
+	convert   func(E) Event
+}
+
+func (a adaptedSource[E]) Subscribe(buf int) (<-chan Event, func()) {
+	in, stop := a.subscribe(buf)
+	out := make(chan Event, max(buf, 1))
+	done := make(chan struct{})
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-done:
+				return
+			case e, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- a.convert(e):
+				default:
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return out, func() {
+		once.Do(func() {
+			close(done)
+			stop()
+		})
+	}
+}
