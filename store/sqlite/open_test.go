@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,4 +242,59 @@ func TestConcurrentFirstOpen(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, dirty)
 	require.Equal(t, latest, current)
+}
+
+// Two stores on one file stand for two processes (the service and a channel
+// running as a child process): their claims never overlap and their writes
+// wait for each other instead of failing with SQLITE_BUSY.
+func TestTwoProcessesClaim(t *testing.T) {
+	t.Parallel()
+	a := newTestStore(t)
+	b := newTestStoreAt(t, a.Path())
+	ch, ids := storetest.Queue(t, a, 0, 300)
+
+	type result struct {
+		ids []int64
+		err error
+	}
+	results := make(chan result, 4)
+	for i, s := range []*sqlite.Store{a, b, a, b} {
+		go func() {
+			var r result
+			owner := fmt.Sprintf("node%d", i)
+			for {
+				ms, err := s.MessageClaim(context.Background(), store.ClaimParams{ChannelID: ch, Limit: 9, Owner: owner, Lease: time.Minute})
+				if err != nil {
+					r.err = err
+					break
+				}
+				if len(ms) == 0 {
+					break
+				}
+				sent := make([]store.SentParams, len(ms))
+				for j, m := range ms {
+					sent[j] = store.SentParams{ID: m.ID, Owner: owner, Reference: fmt.Sprintf("r%d", m.ID)}
+					r.ids = append(r.ids, m.ID)
+				}
+				if n, err := s.MessageMarkSent(context.Background(), sent); err != nil || n != len(ms) {
+					r.err = fmt.Errorf("mark sent: %d of %d: %v", n, len(ms), err)
+					break
+				}
+			}
+			results <- r
+		}()
+	}
+	seen := map[int64]bool{}
+	for range 4 {
+		r := <-results
+		require.NoError(t, r.err)
+		for _, id := range r.ids {
+			require.False(t, seen[id], "message %d claimed twice", id)
+			seen[id] = true
+		}
+	}
+	require.Len(t, seen, len(ids))
+	counts, err := b.MessageCountByStatus(t.Context(), store.DirectionOut)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{store.StatusSent: len(ids)}, counts)
 }

@@ -171,8 +171,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both connection pools.
+// Close closes both connection pools, after letting SQLite refresh the
+// statistics its query planner uses (PRAGMA optimize, cheap when nothing
+// changed).
 func (s *Store) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := s.write.ExecContext(ctx, `PRAGMA optimize`); err != nil {
+		s.logger.Debug("sqlite: PRAGMA optimize on close failed", "path", s.path, "error", err)
+	}
 	return errors.Join(s.read.Close(), s.write.Close())
 }
 
