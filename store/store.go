@@ -14,7 +14,9 @@
 //     strings, the zero time, 0 for ChannelID), and comes back as that zero
 //     value.
 //   - Every status transition appends one line to Messages.Trace, in the form
-//     "2006-01-02 15:04:05.000 STATUS text" followed by "\n".
+//     "2006-01-02 15:04:05.000 STATUS text" followed by "\n". The text is
+//     kept on one line (newlines in provider errors become spaces).
+//   - ErrorCode and StatusDetails are cleared when a message becomes SENT.
 //   - Batch methods apply the whole batch in one transaction and as few
 //     statements as the backend allows; they never return before the
 //     transaction has committed.
@@ -218,7 +220,7 @@ type SentParams struct {
 	ID        int64
 	Owner     string // only applied while the row is SENDING under this owner
 	Reference string // the provider's id for the message (its first part)
-	Parts     []Part // one per part; MessageID, ChannelID and Status are filled by the store
+	Parts     []Part // one per part; MessageID, ChannelID and Status are filled by the store; empty: one part named Reference
 	Note      string // extra text for the Trace line
 }
 
@@ -413,11 +415,13 @@ type Store interface {
 	// name is ErrConflict, an invalid name ErrInvalid.
 	ChannelCreate(ctx context.Context, c Channel) (*Channel, error)
 	// ChannelUpdate changes Type, Settings, Enabled and Node of the channel
-	// with c.ID.
+	// with c.ID; ErrNotFound if there is none, ErrInvalid if Settings is not
+	// a JSON object.
 	ChannelUpdate(ctx context.Context, c Channel) error
-	// ChannelDelete deletes a channel by ID.
+	// ChannelDelete deletes a channel by ID; ErrNotFound if there is none.
 	ChannelDelete(ctx context.Context, id int64) error
-	// ChannelSetStatus records a channel's runtime status.
+	// ChannelSetStatus records a channel's runtime status; ErrNotFound if
+	// the channel is gone.
 	ChannelSetStatus(ctx context.Context, p ChannelStatusParams) error
 
 	// NodeHeartbeat inserts or refreshes a node's row.
