@@ -16,7 +16,7 @@
 //	  "undeliveredRate":   0,      // share of accepted messages whose report says not delivered
 //	  "noReportRate":      0,      // share of accepted messages that never get a report
 //	  "reportDelay":       "50ms", // time between acceptance and the delivery report
-//	  "parts":             0,      // parts per message; 0: by body length (1 up to 160 characters, else ceil(n/153))
+//	  "parts":             0,      // parts per message; 0: as a provider counts them (GSM 7-bit: 160 characters in one, 153 per part beyond; UCS-2: 70, 67)
 //	  "incomingEvery":     "0s",   // generate an incoming message this often; 0: never
 //	  "log":               "",     // file to append "ID<TAB>attempt<TAB>reference" to, one line per accepted message
 //	  "batchSize":         50,     // messages per Send call

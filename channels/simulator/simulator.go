@@ -14,9 +14,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hermod-sms/hermod/channels"
+	"github.com/hermod-sms/hermod/channels/sms"
 )
 
 // Type is the channel type name the simulator registers under.
@@ -385,12 +385,9 @@ func (c *Channel) generateIncoming(ctx context.Context) {
 	}
 }
 
-// Parts is the simulator's part count for a body: 1 up to 160 characters,
-// else ceil(characters / 153).
+// Parts is the simulator's part count for a body: the segments a real
+// provider would send (channels/sms.Count: GSM 7-bit 160 characters in
+// one part, 153 per part beyond; UCS-2 70 and 67), at least 1.
 func Parts(body string) int {
-	n := utf8.RuneCountInString(body)
-	if n <= 160 {
-		return 1
-	}
-	return (n + 152) / 153
+	return max(sms.Count(body).Segments, 1)
 }

@@ -262,4 +262,6 @@ func TestParts(t *testing.T) {
 	require.Equal(t, 2, Parts(strings.Repeat("a", 161)))
 	require.Equal(t, 2, Parts(strings.Repeat("a", 306)))
 	require.Equal(t, 3, Parts(strings.Repeat("a", 307)))
+	require.Equal(t, 1, Parts(strings.Repeat("é", 70)))
+	require.Equal(t, 2, Parts(strings.Repeat("ж", 71)))
 }
