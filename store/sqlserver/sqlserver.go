@@ -76,12 +76,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 			"url", cfg.redacted)
 	}
 
-	var connector driver.Connector
-	if cfg.azure {
-		connector, err = azuread.NewConnector(cfg.dsn)
-	} else {
-		connector, err = mssql.NewConnector(cfg.dsn)
-	}
+	connector, err := newConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open SQL Server database %s: %w (check the URL's parameters against go-mssqldb's documentation)", cfg.redacted, err)
 	}
@@ -102,6 +97,15 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// newConnector makes go-mssqldb's connector for cfg: the azuread one (Entra
+// ID authentication) for azuresql:// URLs.
+func newConnector(cfg urlConfig) (driver.Connector, error) {
+	if cfg.azure {
+		return azuread.NewConnector(cfg.dsn)
+	}
+	return mssql.NewConnector(cfg.dsn)
 }
 
 // urlConfig is what parseURL makes of a URL.
