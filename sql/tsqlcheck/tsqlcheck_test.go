@@ -8,8 +8,8 @@
 // T-SQL that understands GO batch separators. A syntax error fails the test
 // with the file, line and column. The same pass rejects the constructs the
 // portable dialect forbids (MERGE, CREATE OR ALTER, WAITFOR, SNAPSHOT
-// isolation, sp_sequence_get_range, ROWVERSION), because Babelfish does not
-// have them.
+// isolation, sp_sequence_get_range, ROWVERSION, UPDATE or DELETE through a
+// CTE or derived table), because Babelfish does not have them.
 //
 // The package holds only tests, so the parser (large, and carrying the
 // grammars-v4 MIT licence but no licence file of its own) never enters the
@@ -95,6 +95,37 @@ func portabilityErrors(tokens []antlr.Token) []syntaxError {
 	var errs []syntaxError
 	add := func(tok antlr.Token, msg string) {
 		errs = append(errs, syntaxError{Line: tok.GetLine(), Column: tok.GetColumn(), Msg: msg})
+	}
+	typ := func(i int) int {
+		if i < 0 || i >= len(tokens) {
+			return antlr.TokenEOF
+		}
+		return tokens[i].GetTokenType()
+	}
+
+	// CTE names: "WITH name AS (" and ", name AS (" inside a WITH list. A
+	// table hint "WITH (UPDLOCK, ...)" has no name and is not one.
+	ctes := map[string]bool{}
+	for i := range tokens {
+		if (typ(i) == tsqlparser.TSqlLexerWITH || typ(i) == tsqlparser.TSqlLexerCOMMA) &&
+			typ(i+2) == tsqlparser.TSqlLexerAS && typ(i+3) == tsqlparser.TSqlLexerLR_BRACKET {
+			ctes[strings.ToUpper(tokens[i+1].GetText())] = true
+		}
+	}
+	for i, tok := range tokens {
+		if typ(i) != tsqlparser.TSqlLexerUPDATE && typ(i) != tsqlparser.TSqlLexerDELETE {
+			continue
+		}
+		target := i + 1
+		if typ(i) == tsqlparser.TSqlLexerDELETE && typ(target) == tsqlparser.TSqlLexerFROM {
+			target++
+		}
+		switch {
+		case typ(target) == tsqlparser.TSqlLexerLR_BRACKET:
+			add(tok, "UPDATE or DELETE through a derived table is not portable: change the base table (UPDATE m SET ... FROM hermod.Messages m WHERE m.ID IN (SELECT TOP (@n) ...))")
+		case target < len(tokens) && ctes[strings.ToUpper(tokens[target].GetText())]:
+			add(tok, "UPDATE or DELETE through a CTE is not portable: change the base table (UPDATE m SET ... FROM hermod.Messages m WHERE m.ID IN (SELECT TOP (@n) ...))")
+		}
 	}
 	for i, tok := range tokens {
 		text := strings.ToUpper(tok.GetText())
@@ -245,6 +276,9 @@ func TestPortabilityRules(t *testing.T) {
 		"snapshot":          "SET TRANSACTION ISOLATION LEVEL SNAPSHOT;",
 		"sequence range":    "EXEC sp_sequence_get_range @sequence_name = N'hermod.S', @range_size = 10, @range_first_value = 1;",
 		"rowversion column": "CREATE TABLE hermod.T (ID INT NOT NULL, RV ROWVERSION);",
+		"update through a CTE": "WITH next AS (SELECT TOP (10) * FROM hermod.Messages WITH (UPDLOCK, READPAST) WHERE Status = N'QUEUED' ORDER BY ID)\n" +
+			"UPDATE next SET Status = N'SENDING';",
+		"delete through a CTE": "WITH a AS (SELECT 1 AS X), old AS (SELECT TOP (10) * FROM hermod.PendingReports ORDER BY ID)\nDELETE FROM old;",
 	}
 	for name, script := range cases {
 		t.Run(name, func(t *testing.T) {
