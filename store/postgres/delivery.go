@@ -169,10 +169,14 @@ WITH input AS (
 SELECT count(*) FROM upd`
 
 // pendingForMessagesSrc is the report source that takes the PendingReports
-// matching the parts of the messages in $1 out of the table.
+// matching the parts of the messages in $1 out of the table. The EXISTS
+// gate makes it free while PendingReports is empty (the usual case), and
+// the join with unnest keeps the plan linear in the batch size.
 const pendingForMessagesSrc = `
-	DELETE FROM PendingReports pr USING MessageParts p
-	WHERE p.MessageID = ANY($1::bigint[]) AND pr.ChannelID = p.ChannelID AND pr.Reference = p.Reference
+	DELETE FROM PendingReports pr
+	USING unnest($1::bigint[]) AS ids(ID), MessageParts p
+	WHERE EXISTS (SELECT 1 FROM PendingReports)
+	  AND p.MessageID = ids.ID AND pr.ChannelID = p.ChannelID AND pr.Reference = p.Reference
 	RETURNING pr.ChannelID, pr.Reference, pr.Status, COALESCE(pr.ErrorCode, '') AS ErrorCode, pr.DoneTime, pr.ID AS Ord`
 
 // pendingAllSrc takes every PendingReport whose part now exists.
@@ -272,12 +276,14 @@ var (
 	applyPendingAllSQL     = applyReportsSQL(pendingAllSrc, false)
 )
 
-// lockReportMessagesSQL locks, in ID order, the messages owning the parts
-// that the reports in $1/$2 name, so that concurrent reports for parts of
-// one message are applied one after the other and the last sees every part.
+// lockReportMessagesSQL locks, in ID order, the multi-part messages owning
+// the parts that the reports in $1/$2 name, so that concurrent reports for
+// different parts of one message are applied one after the other and the
+// last sees every part. A single-part message needs no lock: its status
+// follows its one part, and its UPDATE re-checks the status it waited for.
 const lockReportMessagesSQL = `
 SELECT m.ID FROM Messages m
-WHERE m.ID IN (
+WHERE m.TotalParts > 1 AND m.ID IN (
 	SELECT p.MessageID FROM MessageParts p
 	JOIN unnest($1::int[], $2::text[]) AS r(ChannelID, Reference)
 	  ON p.ChannelID = r.ChannelID AND p.Reference = r.Reference)

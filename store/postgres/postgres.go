@@ -234,9 +234,10 @@ const nowSQL = `(now() AT TIME ZONE 'UTC')`
 
 // traceSQL returns the SQL expression appending one Trace line to the
 // column tr: "2006-01-02 15:04:05.000 STATUS text\n". status is an SQL
-// expression, text an SQL expression of the line's text.
+// expression, text an SQL expression of the line's text, whose line breaks
+// become spaces so that one transition stays one line.
 func traceSQL(tr, status, text string) string {
-	return tr + ` || to_char(` + nowSQL + `, 'YYYY-MM-DD HH24:MI:SS.MS') || ' ' || ` + status + ` || ' ' || ` + text + ` || E'\n'`
+	return tr + ` || to_char(` + nowSQL + `, 'YYYY-MM-DD HH24:MI:SS.MS') || ' ' || ` + status + ` || ' ' || translate(` + text + `, E'\r\n', '  ') || E'\n'`
 }
 
 // beginTx starts a transaction; fn runs inside it and the transaction

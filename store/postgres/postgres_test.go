@@ -27,7 +27,12 @@ func testURL(t testing.TB) string {
 // and drops the schema when the test ends.
 func newTestStore(t testing.TB) *postgres.Store {
 	t.Helper()
-	url := testURL(t)
+	return openTestStore(t, testURL(t))
+}
+
+// openTestStore is newTestStore with an explicit URL.
+func openTestStore(t testing.TB, url string) *postgres.Store {
+	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := "hermod_t_" + hex.EncodeToString(b[:])
