@@ -10,6 +10,12 @@
 -- Portable T-SQL (SQL Server 2016+, Azure SQL, Babelfish): no CREATE OR
 -- ALTER. The change is read back through OUTPUT ... INTO a table variable, not
 -- @@ROWCOUNT, so that a user's trigger on hermod.Messages cannot disturb it.
+-- The procedure keeps the ANSI_NULLS and QUOTED_IDENTIFIER settings of the
+-- session that ALTERs it, and a procedure that changes hermod.Messages (which
+-- has filtered indexes) fails with error 1934 unless both were ON. sqlcmd
+-- starts with QUOTED_IDENTIFIER OFF: set both here, a batch before ALTER.
+SET ANSI_NULLS ON;
+SET QUOTED_IDENTIFIER ON;
 IF OBJECT_ID(N'hermod.CancelMessage', N'P') IS NULL
     EXEC(N'CREATE PROCEDURE hermod.CancelMessage AS RETURN 0');
 GO

@@ -10,6 +10,10 @@
 -- indexes are filtered on Status, so a row leaves them as soon as it reaches
 -- a terminal status.
 
+-- Filtered indexes need these ON (sqlcmd starts with QUOTED_IDENTIFIER OFF).
+SET ANSI_NULLS ON;
+SET QUOTED_IDENTIFIER ON;
+
 IF SCHEMA_ID(N'hermod') IS NULL
     EXEC(N'CREATE SCHEMA hermod');
 

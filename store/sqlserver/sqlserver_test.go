@@ -287,11 +287,11 @@ func TestScripts(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, scripts)
 	names := map[string]bool{}
-	stub := regexp.MustCompile(`^(?s)(?:\s*--[^\n]*\n)*\s*IF OBJECT_ID\(N'hermod\.(\w+)', N'(P|V|FN|IF|TF|TR)'\) IS NULL\s+EXEC\(N'CREATE (PROCEDURE|VIEW|FUNCTION|TRIGGER) hermod\.(\w+) `)
+	stub := regexp.MustCompile(`^(?s)(?:\s*--[^\n]*\n)*\s*SET ANSI_NULLS ON;\s*SET QUOTED_IDENTIFIER ON;\s*IF OBJECT_ID\(N'hermod\.(\w+)', N'(P|V|FN|IF|TF|TR)'\) IS NULL\s+EXEC\(N'CREATE (PROCEDURE|VIEW|FUNCTION|TRIGGER) hermod\.(\w+) `)
 	for _, s := range scripts {
 		require.Len(t, s.Batches, 2, "%s: the portable form has two batches: the stub, then ALTER", s.Name)
 		m := stub.FindStringSubmatch(s.Batches[0].SQL)
-		require.NotNil(t, m, "%s: the first batch creates a stub when the object is missing:\n%s", s.Name, s.Batches[0].SQL)
+		require.NotNil(t, m, "%s: the first batch sets ANSI_NULLS and QUOTED_IDENTIFIER ON (filtered indexes need them) and creates a stub when the object is missing:\n%s", s.Name, s.Batches[0].SQL)
 		require.Equal(t, m[1], m[4], "%s: the stub checks and creates the same object", s.Name)
 		require.Regexp(t, `(?m)^ALTER `+m[3]+` hermod\.`+m[1]+`\b`, s.Batches[1].SQL, "%s: the second batch ALTERs it", s.Name)
 		require.Equal(t, m[1]+".sql", strings.TrimPrefix(s.Name, "sqlserver/"), "one object per file, named after it")
