@@ -1,9 +1,6 @@
 package sqlserver
 
-import (
-	"strconv"
-	"strings"
-)
+import "strconv"
 
 // args collects the parameters of a statement built at run time and names
 // them @p1, @p2, ... in order, as go-mssqldb numbers positional arguments.
@@ -16,9 +13,6 @@ func (a *args) add(v any) string {
 	a.vals = append(a.vals, v)
 	return "@p" + strconv.Itoa(len(a.vals))
 }
-
-// len is the number of parameters so far.
-func (a *args) len() int { return len(a.vals) }
 
 // batchPrefix starts every multi-statement batch: no row-count messages
 // between result sets, and any error aborts the batch and the transaction
@@ -36,11 +30,6 @@ func traceLine(status, text string) string {
 // appendTrace is T-SQL for the Trace column with traceLine appended.
 func appendTrace(alias, status, text string) string {
 	return alias + ".Trace + " + traceLine(status, text)
-}
-
-// lit quotes s as an NVARCHAR literal.
-func lit(s string) string {
-	return "N'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // chunks splits n items into runs that each use at most maxParams
