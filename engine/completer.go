@@ -46,8 +46,20 @@ func newCompleter(e *Engine) *completer {
 
 func (c *completer) Start(ctx context.Context) error { return c.loop.start(ctx, "completer", c.run) }
 
-// Stop flushes what is pending, retrying until ctx's deadline.
-func (c *completer) Stop(ctx context.Context) { c.loop.drain(ctx) }
+// Stop flushes what is pending, retrying until ctx's deadline, or for
+// minFinalFlush if the deadline is nearer: results written now are
+// messages that are not sent twice.
+func (c *completer) Stop(ctx context.Context) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < minFinalFlush {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), minFinalFlush)
+		defer cancel()
+	}
+	c.loop.drain(ctx)
+}
+
+// minFinalFlush is the least time the completer's last flush gets.
+const minFinalFlush = 2 * time.Second
 
 // pending returns how many results wait to be written.
 func (c *completer) pending() int {
@@ -123,10 +135,12 @@ func (c *completer) run(ctx context.Context) {
 		if !waitWake(ctx, nil, e.cfg.FlushInterval) {
 			return
 		}
+		// Write until nothing is left: results that came in meanwhile go
+		// in the next round at once.
 		for c.pending() > 0 {
 			if err := c.flush(ctx); err == nil {
 				bo.reset()
-				break
+				continue
 			}
 			select {
 			case <-ctx.Done():
@@ -166,6 +180,7 @@ func (c *completer) flush(ctx context.Context) error {
 
 	var res flushResult
 	var events []Event
+	began := time.Now()
 	publish := e.events.active()
 	now := time.Now().UTC()
 	ev := func(id int64, status string) {
@@ -224,6 +239,7 @@ func (c *completer) flush(ctx context.Context) error {
 	}
 	c.room.fire()
 	c.flushed.signal(res)
+	e.log.Debug("send results written", "sent", res.Sent, "retry", res.Retry, "failed", res.Failed, "took", time.Since(began).Round(time.Microsecond).String())
 	return nil
 }
 

@@ -361,8 +361,12 @@ func (e *Engine) Nudge() {
 }
 
 // Subscribe returns a channel of the transitions this node performs, and a
-// function that ends the subscription. Events are dropped, not queued,
-// when the channel's buffer is full; buffer < 1 means 1.
+// function that ends the subscription: SENDING (claimed), SENT, QUEUED (a
+// retry), FAILED and RECEIVED, each published after it was committed.
+// Routing, delivery reports and sweeps change rows in sets the store does
+// not name, so they are not published; read the rows for those. Events
+// are dropped, not queued, when the channel's buffer is full; buffer < 1
+// means 1. The channel is closed when the engine stops.
 func (e *Engine) Subscribe(buffer int) (<-chan Event, func()) {
 	return e.events.subscribe(buffer)
 }

@@ -2,9 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/hermod-sms/hermod/store"
 )
 
 // health tracks whether the database answers, across every service of an
@@ -71,10 +74,16 @@ func (h *health) isDown() bool {
 func (h *health) call(ctx context.Context, op string, f func(ctx context.Context) error) error {
 	start := time.Now()
 	err := f(ctx)
-	if err != nil {
+	switch {
+	case err == nil:
+		h.ok(start)
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+		// The database answered and refused: a bug or bad data, not an
+		// outage. The caller retries with backoff, so this is rate limited.
+		h.ok(start)
+		h.log.Error("store call refused", "operation", op, "error", err)
+	default:
 		h.failed(ctx, op, err)
-		return err
 	}
-	h.ok(start)
-	return nil
+	return err
 }

@@ -152,3 +152,24 @@ func TestReportBatcherSharesOneWrite(t *testing.T) {
 	}
 	require.Less(t, calls, 10, "concurrent callers share writes")
 }
+
+// Regression: the completer wrote one chunk per wake-up and left the rest
+// waiting for the next result, so a burst of more than one chunk stalled
+// until the lease expired.
+func TestCompleterWritesEveryChunkOfABurst(t *testing.T) {
+	t.Parallel()
+	s := newSQLite(t)
+	b := setup(t, s, nil)
+	b.start(t)
+	n := 2*completerChunk + 10
+	for i := range n {
+		b.engine.completer.addSent(1, store.SentParams{ID: int64(1_000_000 + i), Owner: b.engine.Node()})
+	}
+	written := 0
+	for written < n {
+		res, err := b.engine.completer.flushed.wait(10 * time.Second)
+		require.NoError(t, err)
+		written += res.Sent
+	}
+	require.Zero(t, b.engine.completer.pending())
+}
