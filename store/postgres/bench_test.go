@@ -200,10 +200,5 @@ func BenchmarkCycleParallel(b *testing.B) {
 // newBenchStore opens a fresh store whose connections carry an
 // application_name of their own, so that cpuTime finds its backends only.
 func newBenchStore(b *testing.B) *postgres.Store {
-	url := testURL(b)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	return openTestStore(b, fmt.Sprintf("%s%sapplication_name=hermod-bench-%d", url, sep, time.Now().UnixNano()))
+	return openTestStore(b, withParam(testURL(b), "application_name", fmt.Sprintf("hermod-bench-%d", time.Now().UnixNano())))
 }

@@ -332,17 +332,21 @@ func (s *Store) MessageMarkSent(ctx context.Context, p []store.SentParams) (int,
 			partRefs = append(partRefs, part.Reference)
 		}
 	}
-	b := &pgx.Batch{}
 	var changed int
-	b.Queue(markSentSQL, ids, owners, refs, totals, notes, partIDs, partNums, partRefs).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&changed)
+	// A batch outside a transaction runs in one implicit transaction. A
+	// retry builds a new batch: pgx ties a sent batch to its connection.
+	err := s.withRetry(ctx, "mark sent", func() error {
+		b := &pgx.Batch{}
+		b.Queue(markSentSQL, ids, owners, refs, totals, notes, partIDs, partNums, partRefs).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&changed)
+		})
+		b.Queue(applyPendingForSentSQL, ids).QueryRow(func(row pgx.Row) error {
+			var matched, stored int
+			return row.Scan(&matched, &stored)
+		})
+		return s.pool.SendBatch(ctx, b).Close()
 	})
-	b.Queue(applyPendingForSentSQL, ids).QueryRow(func(row pgx.Row) error {
-		var matched, stored int
-		return row.Scan(&matched, &stored)
-	})
-	// A batch outside a transaction runs in one implicit transaction.
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err != nil {
 		return 0, mapError("mark messages sent", err)
 	}
 	return changed, nil
@@ -358,7 +362,9 @@ func (s *Store) MessageMarkRetry(ctx context.Context, p []store.RetryParams) (in
 	for i, r := range p {
 		ids[i], owners[i], delays[i], codes[i], errs[i] = r.ID, r.Owner, millis(r.Delay), r.ErrorCode, r.Error
 	}
-	tag, err := s.pool.Exec(ctx, `
+	var tag pgconn.CommandTag
+	err := s.withRetry(ctx, "mark retry", func() (err error) {
+		tag, err = s.pool.Exec(ctx, `
 UPDATE Messages m
 SET Status = 'QUEUED',
 	NextAttemptTime = `+nowSQL+` + i.DelayMs * interval '1 millisecond',
@@ -369,6 +375,8 @@ SET Status = 'QUEUED',
 	Trace = `+traceSQL("m.Trace", "'QUEUED'", `'retry in ' || round(i.DelayMs / 1000.0, 3) || 's' || CASE WHEN i.ErrorCode <> '' THEN ' (' || i.ErrorCode || ')' ELSE '' END || CASE WHEN i.Error <> '' THEN ': ' || i.Error ELSE '' END`)+`
 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) AS i(ID, Owner, DelayMs, ErrorCode, Error)
 WHERE m.ID = i.ID AND m.Status = 'SENDING' AND m.LeaseOwner = i.Owner`, ids, owners, delays, codes, errs)
+		return err
+	})
 	if err != nil {
 		return 0, mapError("mark messages for retry", err)
 	}
@@ -384,7 +392,9 @@ func (s *Store) MessageMarkFailed(ctx context.Context, p []store.FailParams) (in
 	for i, f := range p {
 		ids[i], owners[i], codes[i], errs[i] = f.ID, f.Owner, f.ErrorCode, f.Error
 	}
-	tag, err := s.pool.Exec(ctx, `
+	var tag pgconn.CommandTag
+	err := s.withRetry(ctx, "mark failed", func() (err error) {
+		tag, err = s.pool.Exec(ctx, `
 UPDATE Messages m
 SET Status = 'FAILED',
 	NextAttemptTime = NULL, LeaseOwner = NULL, LeaseExpires = NULL,
@@ -395,6 +405,8 @@ SET Status = 'FAILED',
 	Trace = `+traceSQL("m.Trace", "'FAILED'", `CASE WHEN i.ErrorCode <> '' THEN '(' || i.ErrorCode || ') ' ELSE '' END || i.Error`)+`
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS i(ID, Owner, ErrorCode, Error)
 WHERE m.ID = i.ID AND m.Status = 'SENDING' AND m.LeaseOwner = i.Owner`, ids, owners, codes, errs)
+		return err
+	})
 	if err != nil {
 		return 0, mapError("mark messages failed", err)
 	}
@@ -417,12 +429,15 @@ func (s *Store) MessageReportApply(ctx context.Context, p []store.ReportParams) 
 		channels[i], refs[i], statuses[i], codes[i], done[i] = r.ChannelID, r.Reference, r.Status, r.ErrorCode, timestamp(r.DoneTime)
 	}
 	var res store.ReportResult
-	b := &pgx.Batch{}
-	b.Queue(lockReportMessagesSQL, channels, refs).Exec(func(pgconn.CommandTag) error { return nil })
-	b.Queue(applyInputReportsSQL, channels, refs, statuses, codes, done).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&res.Matched, &res.Pending)
+	err := s.withRetry(ctx, "apply reports", func() error {
+		b := &pgx.Batch{}
+		b.Queue(lockReportMessagesSQL, channels, refs)
+		b.Queue(applyInputReportsSQL, channels, refs, statuses, codes, done).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&res.Matched, &res.Pending)
+		})
+		return s.pool.SendBatch(ctx, b).Close()
 	})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err != nil {
 		return store.ReportResult{}, mapError("apply delivery reports", err)
 	}
 	return res, nil
@@ -490,23 +505,26 @@ func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.Sw
 		limit = defaultSweepLimit
 	}
 	var res store.SweepResult
-	b := &pgx.Batch{}
-	b.Queue(sweepNoReportSQL, millis(p.NoReportAfter), limit).Exec(func(tag pgconn.CommandTag) error {
-		res.NoReport = int(tag.RowsAffected())
-		return nil
+	err := s.withRetry(ctx, "sweep", func() error {
+		b := &pgx.Batch{}
+		b.Queue(sweepNoReportSQL, millis(p.NoReportAfter), limit).Exec(func(tag pgconn.CommandTag) error {
+			res.NoReport = int(tag.RowsAffected())
+			return nil
+		})
+		b.Queue(sweepExpiredSQL, limit).Exec(func(tag pgconn.CommandTag) error {
+			res.Expired = int(tag.RowsAffected())
+			return nil
+		})
+		b.Queue(lockPendingMessagesSQL)
+		b.Queue(applyPendingAllSQL)
+		b.Queue(`DELETE FROM PendingReports WHERE ReceivedTime <= `+nowSQL+` - $1::bigint * interval '1 millisecond'`,
+			millis(p.PendingReportTTL)).Exec(func(tag pgconn.CommandTag) error {
+			res.PendingDeleted = int(tag.RowsAffected())
+			return nil
+		})
+		return s.pool.SendBatch(ctx, b).Close()
 	})
-	b.Queue(sweepExpiredSQL, limit).Exec(func(tag pgconn.CommandTag) error {
-		res.Expired = int(tag.RowsAffected())
-		return nil
-	})
-	b.Queue(lockPendingMessagesSQL)
-	b.Queue(applyPendingAllSQL)
-	b.Queue(`DELETE FROM PendingReports WHERE ReceivedTime <= `+nowSQL+` - $1::bigint * interval '1 millisecond'`,
-		millis(p.PendingReportTTL)).Exec(func(tag pgconn.CommandTag) error {
-		res.PendingDeleted = int(tag.RowsAffected())
-		return nil
-	})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err != nil {
 		return store.SweepResult{}, mapError("sweep messages", err)
 	}
 	return res, nil

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -240,8 +239,25 @@ func traceSQL(tr, status, text string) string {
 	return tr + ` || to_char(` + nowSQL + `, 'YYYY-MM-DD HH24:MI:SS.MS') || ' ' || ` + status + ` || ' ' || translate(` + text + `, E'\r\n', '  ') || E'\n'`
 }
 
-// beginTx starts a transaction; fn runs inside it and the transaction
-// commits when fn returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.pool, fn)
+// retryable reports whether err is a deadlock or serialization failure:
+// the transaction was rolled back and running it again can succeed.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// withRetry runs fn, an operation that is one transaction, again when the
+// database rolled it back for a deadlock or serialization failure (two
+// batches touching the same rows in different orders), up to three times.
+func (s *Store) withRetry(ctx context.Context, what string, fn func() error) error {
+	const attempts = 3
+	var err error
+	for i := range attempts {
+		if err = fn(); err == nil || !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		s.logger.Debug("postgres: transaction rolled back by the database; retrying", "op", what, "attempt", i+1, "err", err)
+		time.Sleep(time.Duration(i+1) * 10 * time.Millisecond)
+	}
+	return err
 }

@@ -704,3 +704,38 @@ func TestAPIKeys(t *testing.T) {
 	err = s.APIKeyRevoke(ctx, "nope")
 	require.True(t, errors.Is(err, store.ErrNotFound))
 }
+
+func TestNotificationsReconnect(t *testing.T) {
+	t.Parallel()
+	app := fmt.Sprintf("hermod-listen-%d", time.Now().UnixNano())
+	s := openTestStore(t, withParam(testURL(t), "application_name", app))
+	ctx := testContext(t)
+	ch := s.Notifications(ctx)
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no initial wake-up")
+	}
+
+	// Kill the listening connection: the listener reconnects and wakes
+	// once, since notifications may have been missed meanwhile.
+	var killed int
+	require.Eventually(t, func() bool {
+		err := s.Pool().QueryRow(ctx, `
+SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE application_name = $1 AND query = 'LISTEN hermod_messages'`, app).Scan(&killed)
+		return err == nil && killed == 1
+	}, 10*time.Second, 50*time.Millisecond)
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no wake-up after reconnecting")
+	}
+
+	insert(t, s, store.NewMessage{ToAddress: "+31600000001"})
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no wake-up after an insert on the new connection")
+	}
+}
