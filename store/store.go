@@ -10,6 +10,8 @@
 //
 //   - Times are UTC. "Now" is the database's clock (so that several nodes with
 //     skewed clocks agree); durations are passed in, instants are not.
+//     Durations may be zero or negative (a lease that has already expired,
+//     a report overdue at once): tests make time pass that way.
 //   - An optional column is NULL when its Go field holds the zero value ("" for
 //     strings, the zero time, 0 for ChannelID), and comes back as that zero
 //     value.
