@@ -739,3 +739,39 @@ WHERE application_name = $1 AND query = 'LISTEN hermod_messages'`, app).Scan(&ki
 		t.Fatal("no wake-up after an insert on the new connection")
 	}
 }
+
+func TestConcurrentOpenMigrates(t *testing.T) {
+	t.Parallel()
+	url := testURL(t)
+	ctx := testContext(t)
+	schema := fmt.Sprintf("hermod_t_conc_%d", time.Now().UnixNano()%1_000_000_000)
+	stores := make([]*postgres.Store, 3)
+	errs := make([]error, len(stores))
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = postgres.Open(ctx, url, postgres.Options{Schema: schema})
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, s := range stores {
+			if s != nil {
+				s.Close()
+			}
+		}
+	})
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	t.Cleanup(func() {
+		_, err := stores[0].Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		require.NoError(t, err)
+	})
+	current, latest, dirty, err := stores[1].MigrateStatus(ctx)
+	require.NoError(t, err)
+	require.False(t, dirty)
+	require.Equal(t, latest, current)
+}
