@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hermod-sms/hermod/channels"
@@ -30,13 +32,14 @@ type supervisor struct {
 	refresh chan struct{}
 	status  *statusWriter
 
+	// catalog is the last read of the Channels table (nil before the
+	// first): read without locks by the router and Nudge.
+	catalog atomic.Pointer[catalog]
+	probes  map[int64]probe // only the supervisor's goroutine uses it
+
 	mu         sync.Mutex
-	loaded     bool
-	loadedAt   time.Time
-	routeIDs   []int64
 	runners    map[int64]*runner
 	exiting    map[int64]chan struct{} // runners being stopped, by channel ID
-	probes     map[int64]probe
 	runnerWG   sync.WaitGroup
 	runnersCtx context.Context
 
@@ -45,6 +48,12 @@ type supervisor struct {
 	started   testSignal[string]  // a channel started (its name)
 	failed    testSignal[string]  // a channel failed and will be restarted (its name)
 	exited    testSignal[string]  // a runner ended (its name)
+}
+
+// catalog is what the router needs from one read of Channels.
+type catalog struct {
+	routable []int64 // enabled channels that can send, by ID
+	readAt   time.Time
 }
 
 // probe caches whether a channel's configuration can send.
@@ -67,18 +76,17 @@ func newSupervisor(e *Engine) *supervisor {
 // routable returns the IDs of enabled channels that can send, and whether
 // the Channels table has been read at all.
 func (s *supervisor) routable() ([]int64, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.routeIDs, s.loaded
+	c := s.catalog.Load()
+	if c == nil {
+		return nil, false
+	}
+	return c.routable, true
 }
 
 // refreshIfOlder asks for a re-read of Channels if the last one is older
 // than age.
 func (s *supervisor) refreshIfOlder(age time.Duration) {
-	s.mu.Lock()
-	old := time.Since(s.loadedAt) > age
-	s.mu.Unlock()
-	if old {
+	if c := s.catalog.Load(); c == nil || time.Since(c.readAt) > age {
 		s.requestRefresh()
 	}
 }
@@ -164,26 +172,45 @@ func (s *supervisor) allowed(c *store.Channel) bool {
 	return c.Node == "" || c.Node == e.node || (e.host != "" && c.Node == e.host)
 }
 
+// probeTimeout bounds a channel constructor called to probe its settings.
+const probeTimeout = 5 * time.Second
+
 // canSend reports whether c's configuration builds a channel that sends
 // (not receive-only). The result is cached until Type or Settings change.
 // Building a channel only validates its settings: constructors connect to
-// nothing (channels.Channel.Start does).
+// nothing (channels.Channel.Start does). A constructor that panics or
+// hangs counts as invalid settings.
 func (s *supervisor) canSend(c *store.Channel) bool {
 	if p, ok := s.probes[c.ID]; ok && p.typ == c.Type && p.settings == c.Settings {
 		return p.canSend
 	}
-	can := false
-	err := safeCall(s.e.log, "channel constructor "+c.Name, func() error {
-		ch, err := channels.New(c.Type, channelConfig(c, s.e.log))
-		if err != nil {
-			return err
-		}
-		can = true
-		if r, ok := ch.(channels.Receiver); ok && r.ReceiveOnly() {
-			can = false
-		}
-		return nil
-	})
+	type answer struct {
+		can bool
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		var a answer
+		a.err = safeCall(s.e.log, "constructor of channel "+c.Name, func() error {
+			ch, err := channels.New(c.Type, channelConfig(c, s.e.log))
+			if err != nil {
+				return err
+			}
+			a.can = true
+			if r, ok := ch.(channels.Receiver); ok && r.ReceiveOnly() {
+				a.can = false
+			}
+			return nil
+		})
+		done <- a
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-time.After(probeTimeout):
+		a.err = fmt.Errorf("the constructor did not return within %s", probeTimeout)
+	}
+	can, err := a.can, a.err
 	if err != nil {
 		s.e.log.Error("channel configuration is invalid; messages are not routed to it", "channel", c.Name, "type", c.Type, "error", err)
 	}
@@ -197,9 +224,6 @@ func channelConfig(c *store.Channel, log *slog.Logger) channels.Config {
 
 // apply reconciles the running channels with the table.
 func (s *supervisor) apply(ctx context.Context, list []*store.Channel) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-
 	ids := make([]int64, 0, len(list))
 	seen := make(map[int64]bool, len(list))
 	for _, c := range list {
@@ -213,10 +237,12 @@ func (s *supervisor) apply(ctx context.Context, list []*store.Channel) {
 			delete(s.probes, id)
 		}
 	}
-	changed := !s.loaded || !slices.Equal(ids, s.routeIDs)
-	s.routeIDs = ids
-	s.loaded = true
-	s.loadedAt = time.Now()
+	old := s.catalog.Load()
+	changed := old == nil || !slices.Equal(ids, old.routable)
+	s.catalog.Store(&catalog{routable: ids, readAt: time.Now()})
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
 
 	byID := make(map[int64]*store.Channel, len(list))
 	for _, c := range list {
