@@ -29,7 +29,8 @@ type sendPart struct {
 	num, total int
 	p          *pdu.PDU
 	state      partState
-	tries      int
+	tries      int  // resubmissions after a lost response
+	sends      int  // times written to a connection
 	ref        string
 }
 
@@ -158,10 +159,11 @@ func (st *sendState) run(ctx context.Context) {
 			return
 		}
 		sp := st.parts[i]
-		if sp.state != partUnsent {
+		if sp.sends > 0 {
 			c.stats.resubmits.Add(1)
 		}
 		sp.state = partInFlight
+		sp.sends++
 		st.flying++
 		c.stats.submits.Add(1)
 		q := *sp.p // a fresh copy: each submission gets its own sequence number
@@ -250,6 +252,7 @@ func (st *sendState) handle(ev sendEvent) {
 	switch {
 	case errors.Is(ev.err, errNotWritten):
 		sp.state = partUnsent
+		sp.sends--
 		st.insertRetry(ev.part)
 	case errors.Is(ev.err, errConnLost):
 		c.stats.lost.Add(1)
