@@ -115,15 +115,22 @@ func (c *Channel) buildParts(m channels.Message) ([]*pdu.PDU, error) {
 }
 
 // sourceAddress picks the sender's TON/NPI: the message's own when it set
-// them, the channel's defaults when configured, otherwise guessed from the
+// them (-1 is automatic, as the store keeps it; 0/0 is treated as unset
+// too), else the channel's sourceTon/sourceNpi, else a guess from the
 // address (alphanumeric 5/0, international "+..." 1/1, other digits 0/1).
 func (c *Channel) sourceAddress(m channels.Message) (string, byte, byte) {
 	addr := m.From
 	digits := strings.TrimPrefix(addr, "+")
-	if m.FromTON != 0 || m.FromNPI != 0 {
-		return digits, byte(m.FromTON), byte(m.FromNPI)
+	ton, npi := -1, -1
+	if !(m.FromTON == 0 && m.FromNPI == 0) {
+		ton, npi = m.FromTON, m.FromNPI
 	}
-	ton, npi := c.set.SourceTON, c.set.SourceNPI
+	if ton < 0 || ton > 255 {
+		ton = c.set.SourceTON
+	}
+	if npi < 0 || npi > 255 {
+		npi = c.set.SourceNPI
+	}
 	if ton < 0 || npi < 0 {
 		gton, gnpi := 0, 1
 		switch {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hermod-sms/hermod/channels"
 	"github.com/hermod-sms/hermod/channels/smpp/internal/pdu"
 )
 
@@ -167,6 +168,10 @@ func TestSourceAddress(t *testing.T) {
 		addr, ton, npi := c.sourceAddress(msgFrom(tc.from))
 		require.Equal(t, []any{tc.addr, tc.ton, tc.npi}, []any{addr, ton, npi}, tc.from)
 	}
+	addr, ton, npi := c.sourceAddress(channels.Message{From: "Shop", FromTON: -1, FromNPI: -1})
+	require.Equal(t, []any{"Shop", byte(5), byte(0)}, []any{addr, ton, npi}, "-1 is automatic")
+	addr, ton, npi = c.sourceAddress(channels.Message{From: "+4412", FromTON: 2, FromNPI: -1})
+	require.Equal(t, []any{"4412", byte(2), byte(1)}, []any{addr, ton, npi})
 	require.True(t, strings.HasSuffix(absoluteTime(time.Date(2024, 2, 3, 4, 5, 6, 700_000_000, time.UTC)), "7"+"00+"))
 	require.Equal(t, "240203040506700+", absoluteTime(time.Date(2024, 2, 3, 4, 5, 6, 700_000_000, time.UTC)))
 }

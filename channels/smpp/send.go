@@ -29,8 +29,8 @@ type sendPart struct {
 	num, total int
 	p          *pdu.PDU
 	state      partState
-	tries      int  // resubmissions after a lost response
-	sends      int  // times written to a connection
+	tries      int // resubmissions after a lost response
+	sends      int // times written to a connection
 	ref        string
 }
 
