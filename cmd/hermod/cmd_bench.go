@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,15 +27,16 @@ import (
 
 // benchOptions are the flags of hermod bench.
 type benchOptions struct {
-	n, batch, channels, idle int
-	reportDelay, latency     time.Duration
-	timeout                  time.Duration
-	keep                     bool
-	cpuProfile               string
+	n, batch, channels, idle   int
+	sendBatch, sendConcurrency int
+	reportDelay, latency       time.Duration
+	timeout                    time.Duration
+	keep                       bool
+	cpuProfile                 string
 }
 
 func (a *app) cmdBench(ctx context.Context, args []string) error {
-	const usage = "hermod bench [--db URL] [--n 100000] [--batch 1000] [--channels 1] [--report-delay 50ms] [--latency 0s] [--idle 20] [--cpuprofile FILE]"
+	const usage = "hermod bench [--db URL] [--n 100000] [--batch 1000] [--channels 1] [--send-batch 200] [--send-concurrency 4] [--report-delay 50ms] [--latency 0s] [--idle 20] [--cpuprofile FILE]"
 	fs := a.newFlagSet("bench")
 	var o benchOptions
 	fs.IntVar(&o.n, "n", 100000, "messages to send in the throughput run")
@@ -42,6 +44,8 @@ func (a *app) cmdBench(ctx context.Context, args []string) error {
 	fs.IntVar(&o.channels, "channels", 1, "simulator channels to spread the messages over")
 	fs.DurationVar(&o.reportDelay, "report-delay", 50*time.Millisecond, "simulator: time from acceptance to the delivery report")
 	fs.DurationVar(&o.latency, "latency", 0, "simulator: time one Send call takes")
+	fs.IntVar(&o.sendBatch, "send-batch", 200, "simulator: messages per Send call (the claim size)")
+	fs.IntVar(&o.sendConcurrency, "send-concurrency", 4, "simulator: Send calls at once per channel")
 	fs.IntVar(&o.idle, "idle", 20, "single messages sent into an idle queue for the latency measurement (0 skips it)")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "give up when the run takes longer")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch database (SQLite file or PostgreSQL schema) for inspection")
@@ -56,6 +60,10 @@ func (a *app) cmdBench(ctx context.Context, args []string) error {
 		return usagef("--batch %d is out of range: use 1 to 10000", o.batch)
 	case o.channels < 1 || o.channels > 100:
 		return usagef("--channels %d is out of range: use 1 to 100", o.channels)
+	case o.sendBatch < 1 || o.sendBatch > 1000:
+		return usagef("--send-batch %d is out of range: use 1 to 1000", o.sendBatch)
+	case o.sendConcurrency < 1 || o.sendConcurrency > 64:
+		return usagef("--send-concurrency %d is out of range: use 1 to 64", o.sendConcurrency)
 	case o.idle < 0:
 		return usagef("--idle must not be negative")
 	}
@@ -129,8 +137,8 @@ func (a *app) bench(ctx context.Context, o benchOptions) (err error) {
 		"sqlserver": "server defaults",
 	}[s.Backend()]
 	fmt.Fprintf(a.stdout, "hermod bench: %s %s%s (%s)\n", s.Backend(), displayURL(dbURL), where, durability)
-	fmt.Fprintf(a.stdout, "%d messages in INSERTs of %d, %d simulator channel(s), report delay %s, send latency %s, %s/%s, %d CPUs\n",
-		o.n, o.batch, o.channels, o.reportDelay, o.latency, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	fmt.Fprintf(a.stdout, "%d messages in INSERTs of %d, %d simulator channel(s) (Send batches of %d, %d at once, latency %s, reports after %s), %s/%s, %d CPUs\n",
+		o.n, o.batch, o.channels, o.sendBatch, o.sendConcurrency, o.latency, o.reportDelay, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	fmt.Fprintln(a.stdout, "Messages are inserted the way an application inserts them (multi-row INSERTs through the store, no engine nudge):")
 	fmt.Fprintln(a.stdout, "the engine finds them by polling (SQLite, SQL Server) or LISTEN/NOTIFY (PostgreSQL).")
 
@@ -139,6 +147,7 @@ func (a *app) bench(ctx context.Context, o benchOptions) (err error) {
 		logPath := filepath.Join(scratch, fmt.Sprintf("sends-%d.log", i))
 		settings, _ := json.Marshal(map[string]any{
 			"log": logPath, "reportDelay": o.reportDelay.String(), "latency": o.latency.String(),
+			"batchSize": o.sendBatch, "concurrency": o.sendConcurrency,
 		})
 		if _, err := s.ChannelCreate(ctx, store.Channel{Name: fmt.Sprintf("bench%d", i), Type: "simulator", Settings: string(settings), Enabled: true}); err != nil {
 			return fmt.Errorf("create simulator channel: %w", err)
@@ -270,14 +279,23 @@ func (a *app) bench(ctx context.Context, o benchOptions) (err error) {
 	return nil
 }
 
+// benchStall is how long the bench waits without any progress before it
+// calls the run stuck.
+const benchStall = time.Minute
+
 // waitDelivered polls until n outgoing messages are DELIVERED, failing
-// fast when some end in another final status.
+// fast when some end in another final status or nothing moves for a minute.
 func waitDelivered(ctx context.Context, s store.Store, n int) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	var last map[string]int
+	lastChange := time.Now()
 	for {
 		counts, err := s.MessageCountByStatus(ctx, store.DirectionOut)
 		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("gave up waiting for DELIVERED (counts: %s): %w", fmtCounts(last), ctx.Err())
+			}
 			return fmt.Errorf("count messages: %w", err)
 		}
 		if counts[store.StatusDelivered] >= n {
@@ -288,12 +306,29 @@ func waitDelivered(ctx context.Context, s store.Store, n int) error {
 				return fmt.Errorf("%d message(s) ended %s instead of DELIVERED: inspect them with hermod bench --keep and hermod messages list --status %s", counts[st], st, st)
 			}
 		}
+		if !maps.Equal(counts, last) {
+			last, lastChange = counts, time.Now()
+		} else if time.Since(lastChange) > benchStall {
+			return fmt.Errorf("stalled: no message changed status for %s (counts: %s); the engine stopped making progress", benchStall, fmtCounts(counts))
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for DELIVERED (%v so far): %w", counts, ctx.Err())
+			return fmt.Errorf("gave up waiting for DELIVERED (counts: %s): %w", fmtCounts(last), ctx.Err())
 		case <-tick.C:
 		}
 	}
+}
+
+// fmtCounts prints status counts in a stable order.
+func fmtCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 type idleResult struct {
