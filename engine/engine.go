@@ -294,6 +294,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	if n, ok := e.store.(store.Notifier); ok {
 		go e.listen(runCtx, n)
 	}
+	go func() {
+		<-runCtx.Done()
+		e.events.close() // after a hard stop too, so that streams end
+	}()
 	e.log.Info("engine started", "backend", e.store.Backend(), "no_channels", e.cfg.NoChannels, "only_channels", e.cfg.OnlyChannels)
 	return nil
 }

@@ -173,3 +173,34 @@ func TestCompleterWritesEveryChunkOfABurst(t *testing.T) {
 	}
 	require.Zero(t, b.engine.completer.pending())
 }
+
+func TestStopReturnsInTimeWithAHungChannel(t *testing.T) {
+	t.Parallel()
+	s := newSQLite(t)
+	inSend := make(chan struct{}, 10)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	key := newScript(t, &scriptChannel{send: func(ctx context.Context, msgs []channels.Message) []channels.Result {
+		inSend <- struct{}{}
+		<-release // ignores ctx
+		return acceptAll(msgs)
+	}})
+	ch := createChannel(t, s, "hung", scriptType, map[string]any{"key": key})
+	b := setup(t, s, nil)
+	b.start(t)
+	ids := insertN(t, s, 3, ch.ID)
+	b.engine.Nudge()
+	select {
+	case <-inSend:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing was sent")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := b.engine.Stop(ctx)
+	require.Less(t, time.Since(start), 3*time.Second)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	// The messages stay SENDING under the lease: another node rescues them.
+	require.Equal(t, map[string]int{store.StatusSending: len(ids)}, statusCounts(t, s, ids))
+}
