@@ -12,8 +12,12 @@ import (
 const completerChunk = 1000
 
 // completerMaxPending is how many unwritten results make producers stop
-// claiming until the completer catches up (during an outage, say).
-const completerMaxPending = 20000
+// claiming until the completer catches up. Every unwritten result is a
+// message that stays SENDING while its lease runs: a node that claims
+// faster than it records lets its own leases expire, and the rescuer then
+// sends those messages again. Two chunks keep one write in progress and
+// the next one filling, and nothing more.
+const completerMaxPending = 2 * completerChunk
 
 // completer collects send results and writes them in batches: per tick one
 // MessageMarkSent, one MessageMarkRetry and one MessageMarkFailed call (in
