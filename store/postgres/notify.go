@@ -53,6 +53,7 @@ func (s *Store) listen(ctx context.Context, out chan struct{}) {
 	}()
 
 	backoff := notifyBackoffMin
+	failing := false // an attempt failed and nothing connected since
 	for ctx.Err() == nil {
 		connected, err := s.listenOnce(ctx, out)
 		if ctx.Err() != nil {
@@ -60,8 +61,16 @@ func (s *Store) listen(ctx context.Context, out chan struct{}) {
 		}
 		if connected {
 			backoff = notifyBackoffMin
+			failing = false
 		}
-		s.logger.Warn("postgres: notification listener lost its connection; retrying",
+		// One warning per outage; the retries that fail during it are
+		// logged at debug level only.
+		log := s.logger.Warn
+		if failing {
+			log = s.logger.Debug
+		}
+		failing = true
+		log("postgres: notification listener lost its connection; retrying",
 			"addr", s.addr, "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
