@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hermod-sms/hermod/store"
+)
+
+// outageProxy is a TCP proxy between hermod and PostgreSQL that the test
+// can cut, so that the database goes away for one process only: the shared
+// server keeps running for every other test.
+type outageProxy struct {
+	ln        net.Listener
+	target    string
+	blackhole bool // while cut: accept and hold connections silently instead of refusing them
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+	held  []net.Conn // connections accepted while cut in blackhole mode
+	wg    sync.WaitGroup
+}
+
+// newOutageProxy listens on 127.0.0.1:0 and forwards to target (host:port).
+func newOutageProxy(t *testing.T, target string, blackhole bool) *outageProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &outageProxy{ln: ln, target: target, blackhole: blackhole, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+// addr is the proxy's host:port.
+func (p *outageProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *outageProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			if p.blackhole {
+				p.held = append(p.held, c)
+			} else {
+				_ = c.Close()
+			}
+			p.mu.Unlock()
+			continue
+		}
+		p.mu.Unlock()
+		p.wg.Add(1)
+		go p.forward(c)
+	}
+}
+
+func (p *outageProxy) forward(client net.Conn) {
+	defer p.wg.Done()
+	server, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		_ = client.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.cut {
+		p.mu.Unlock()
+		_ = client.Close()
+		_ = server.Close()
+		return
+	}
+	p.conns[client] = struct{}{}
+	p.conns[server] = struct{}{}
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		done <- struct{}{}
+	}
+	go pipe(server, client)
+	go pipe(client, server)
+	<-done
+	_ = client.Close()
+	_ = server.Close()
+	<-done
+	p.mu.Lock()
+	delete(p.conns, client)
+	delete(p.conns, server)
+	p.mu.Unlock()
+}
+
+// setCut cuts (true) or restores (false) the database. Cutting closes
+// every open connection; new ones are refused (or, in blackhole mode,
+// accepted and never answered) until restored.
+func (p *outageProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			_ = c.Close()
+		}
+		return
+	}
+	for _, c := range p.held {
+		_ = c.Close()
+	}
+	p.held = nil
+}
+
+func (p *outageProxy) close() {
+	_ = p.ln.Close()
+	p.setCut(true)
+	p.setCut(false)
+	p.wg.Wait()
+}
+
+// outageDuration is how long TestDatabaseOutage keeps the database away:
+// HERMOD_TEST_OUTAGE (a Go duration such as 30s), default 10s.
+func outageDuration(t *testing.T) time.Duration {
+	t.Helper()
+	v := os.Getenv("HERMOD_TEST_OUTAGE")
+	if v == "" {
+		return 10 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	require.NoError(t, err, "HERMOD_TEST_OUTAGE=%q: use a duration such as 30s", v)
+	require.Positive(t, d, "HERMOD_TEST_OUTAGE")
+	return d
+}
+
+// proxiedURL returns url with its host:port replaced by addr.
+func proxiedURL(t *testing.T, url, addr string) (proxied, target string) {
+	t.Helper()
+	rest, ok := strings.CutPrefix(url, "postgres://")
+	if !ok {
+		rest, ok = strings.CutPrefix(url, "postgresql://")
+	}
+	require.True(t, ok, "HERMOD_TEST_POSTGRES must be a postgres:// URL for the outage test")
+	hostEnd := strings.IndexAny(rest, "/?")
+	if hostEnd < 0 {
+		hostEnd = len(rest)
+	}
+	userinfo, host := "", rest[:hostEnd]
+	if i := strings.LastIndexByte(host, '@'); i >= 0 {
+		userinfo, host = host[:i+1], host[i+1:]
+	}
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		host = net.JoinHostPort(host, "5432")
+	}
+	return "postgres://" + userinfo + addr + rest[hostEnd:], host
+}
+
+// TestDatabaseOutage is issue 2's outage acceptance test: the database
+// goes away from a running `hermod run` in the middle of 20,000 messages
+// (all its connections are cut and new ones refused, through a proxy, so
+// that the shared server keeps running) and comes back. The node logs the
+// outage once and its end once, retries with backoff, and finishes with
+// nothing lost and nothing sent twice.
+func TestDatabaseOutage(t *testing.T) {
+	url := clusterPostgres(t)
+	t.Parallel()
+
+	const (
+		total       = 20_000
+		insertBatch = 1000
+	)
+	outage := outageDuration(t)
+	blackhole := os.Getenv("HERMOD_TEST_OUTAGE_MODE") == "blackhole"
+	bin := buildHermod(t)
+	dir := t.TempDir()
+	db := newClusterDB(t, url)
+	_, target := proxiedURL(t, url, "")
+	proxy := newOutageProxy(t, target, blackhole)
+	proxyURL, _ := proxiedURL(t, url, proxy.addr())
+
+	sendLog := filepath.Join(dir, "sends.log")
+	db.simulatorChannel(t, "sim", sendLog, map[string]any{"reportDelay": "20ms", "batchSize": 100, "concurrency": 2})
+	// The lease outlasts the outage: a message the node sent before the
+	// outage is recorded when the database is back, not rescued and sent
+	// again.
+	lease := max(2*time.Minute, 2*outage)
+	node := startNode(t, bin, dir, "node-outage", proxyURL, db.schema, map[string]any{"lease": lease.String()})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+outage)
+	defer cancel()
+	start := time.Now()
+	ids, err := db.insert(ctx, total, insertBatch)
+	require.NoError(t, err)
+	t.Logf("inserted %d messages in %s", total, time.Since(start).Round(time.Millisecond))
+
+	// Cut the database once 30% of the messages are sent.
+	var cutCounts map[string]int
+	for {
+		counts, err := db.counts(ctx)
+		require.NoError(t, err)
+		if counts[store.StatusSent]+counts[store.StatusDelivered] >= total*3/10 {
+			cutCounts = counts
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("30%% of the messages were not sent in time: %v", counts)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	mode := "connections closed, new ones refused"
+	if blackhole {
+		mode = "connections closed, new ones accepted and never answered"
+	}
+	proxy.setCut(true)
+	cutAt := time.Now()
+	t.Logf("database cut for %s (%s) after %s: %v", outage, mode, cutAt.Sub(start).Round(time.Millisecond), cutCounts)
+
+	// Nothing moves while the database is away (after the writes that
+	// were under way when it went have ended).
+	time.Sleep(min(time.Second, outage/2))
+	atCut, err := db.counts(ctx)
+	require.NoError(t, err)
+	time.Sleep(outage - time.Since(cutAt))
+	during, err := db.counts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, atCut, during, "the node wrote to the database while it was cut off")
+	require.True(t, node.running(), "the node exited during the outage; log:\n%s", tail(node.log(), 40))
+	proxy.setCut(false)
+	restoredAt := time.Now()
+	t.Logf("database restored after %s: %v", restoredAt.Sub(cutAt).Round(time.Millisecond), during)
+
+	counts := waitSettled(t, db, total, 10*time.Second, 3*time.Minute, nil)
+	elapsed := time.Since(start)
+	recovered := time.Since(restoredAt)
+	require.Equal(t, total, counts[store.StatusDelivered], "every message is DELIVERED: %v", counts)
+
+	sc := checkSends(t, sendLog, ids)
+	require.Empty(t, sc.notSent, "messages never sent")
+	for _, id := range sc.duplicates {
+		m, err := db.store.MessageGet(ctx, id)
+		require.NoError(t, err)
+		require.Contains(t, m.Trace, "expired; the message may have been sent (at-least-once)",
+			"message %d was sent twice without a Trace line saying why:\n%s", id, m.Trace)
+	}
+
+	// The outage is logged once when it starts and once when it ends.
+	unavailable := node.logLines("database unavailable")
+	reachable := node.logLines("database reachable again")
+	listener := node.logLines("postgres: notification listener lost its connection; retrying")
+	t.Logf("all %d DELIVERED after %s (%s after the database came back); %d sends, %d duplicates",
+		total, elapsed.Round(time.Millisecond), recovered.Round(time.Millisecond), sc.sends, len(sc.duplicates))
+	t.Logf("node log: %d \"database unavailable\", %d \"database reachable again\", %d notification-listener warnings",
+		len(unavailable), len(reachable), len(listener))
+	for _, l := range append(append(unavailable, reachable...), listener...) {
+		t.Logf("  %s", l)
+	}
+	require.Empty(t, sc.duplicates, "a lease longer than the outage means nothing is sent twice")
+	require.Len(t, unavailable, 1, "the outage is logged once")
+	require.Len(t, reachable, 1, "the recovery is logged once")
+	require.Contains(t, reachable[0], "outage=")
+	require.LessOrEqual(t, len(listener), 1, "the notification listener logs the outage once")
+
+	require.True(t, node.stop(t, 15*time.Second), "the node stops on SIGINT")
+	require.NoError(t, node.waitErr, "exit status; log:\n%s", tail(node.log(), 20))
+	require.False(t, errors.Is(ctx.Err(), context.DeadlineExceeded))
+}
