@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -29,6 +30,13 @@ type Options struct {
 	// NoMigrate skips applying the schema migrations in Open. The caller
 	// then runs MigrateUp itself (or knows the schema is current).
 	NoMigrate bool
+	// NotifyInterval is how often Notifications checks the database file
+	// for commits by other connections (PRAGMA data_version, a read of
+	// shared memory in WAL mode). It bounds how late the engine learns of a
+	// message another program inserted. Zero means DefaultNotifyInterval;
+	// a negative value turns the watching off, leaving the engine to its
+	// polling.
+	NotifyInterval time.Duration
 }
 
 // Store is store.Store and store.Migrator on one SQLite file. It is safe for
@@ -38,6 +46,12 @@ type Store struct {
 	logger *slog.Logger
 	write  *sql.DB // exactly one connection: SQLite has one writer
 	read   *sql.DB // read-only connections
+
+	notifyInterval time.Duration // <= 0: Notifications never signals
+	mu             sync.Mutex
+	isClosed       bool
+	closed         chan struct{} // closed by Close: ends the watchers
+	watchers       sync.WaitGroup
 }
 
 var (
@@ -86,7 +100,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
 
-	s := &Store{path: path, logger: logger, write: write, read: read}
+	notifyInterval := opts.NotifyInterval
+	if notifyInterval == 0 {
+		notifyInterval = DefaultNotifyInterval
+	}
+	s := &Store{path: path, logger: logger, write: write, read: read,
+		notifyInterval: notifyInterval, closed: make(chan struct{})}
 	if !opts.NoMigrate {
 		if err := s.MigrateUp(ctx); err != nil {
 			s.Close()
@@ -171,10 +190,17 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both connection pools, after letting SQLite refresh the
-// statistics its query planner uses (PRAGMA optimize, cheap when nothing
-// changed).
+// Close ends the Notifications watchers and closes both connection pools,
+// after letting SQLite refresh the statistics its query planner uses
+// (PRAGMA optimize, cheap when nothing changed).
 func (s *Store) Close() error {
+	s.mu.Lock()
+	if !s.isClosed {
+		s.isClosed = true
+		close(s.closed)
+	}
+	s.mu.Unlock()
+	s.watchers.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if _, err := s.write.ExecContext(ctx, `PRAGMA optimize`); err != nil {

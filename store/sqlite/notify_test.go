@@ -1,0 +1,150 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hermod-sms/hermod/store"
+	"github.com/hermod-sms/hermod/store/sqlite"
+	"github.com/hermod-sms/hermod/store/storetest"
+)
+
+// requireSignal waits up to within for a wake-up on ch and returns how long
+// it took.
+func requireSignal(t *testing.T, ch <-chan struct{}, within time.Duration, msg string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	select {
+	case _, ok := <-ch:
+		require.True(t, ok, "%s: the channel was closed instead", msg)
+		return time.Since(start)
+	case <-time.After(within):
+		t.Fatalf("%s: no wake-up within %s", msg, within)
+		return 0
+	}
+}
+
+// requireQuiet fails when ch receives a wake-up within d.
+func requireQuiet(t *testing.T, ch <-chan struct{}, d time.Duration, msg string) {
+	t.Helper()
+	select {
+	case _, ok := <-ch:
+		require.True(t, ok, "%s: the channel was closed", msg)
+		t.Fatalf("%s: unexpected wake-up", msg)
+	case <-time.After(d):
+	}
+}
+
+// requireClosed waits for ch to be closed, draining a pending wake-up.
+func requireClosed(t *testing.T, ch <-chan struct{}, msg string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("%s: the channel was not closed", msg)
+		}
+	}
+}
+
+func TestNotificationsExternalInsert(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	db := openExternal(t, s.Path())
+	require.NoError(t, db.Ping())
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ch := s.Notifications(ctx)
+
+	// Nothing changes, nothing wakes: no initial value, no ticking.
+	requireQuiet(t, ch, 150*time.Millisecond, "idle database")
+
+	// Another connection commits an INSERT, as the sqlite3 shell would.
+	for i := range 3 {
+		_, err := db.Exec(`INSERT INTO Messages (ToAddress, Body) VALUES ('+31612345678', 'from the shell')`)
+		require.NoError(t, err)
+		took := requireSignal(t, ch, time.Second, "external insert")
+		t.Logf("insert %d: woken after %s", i, took)
+		// One commit is one wake-up, then quiet again.
+		requireQuiet(t, ch, 100*time.Millisecond, "after the wake-up")
+	}
+
+	// A burst of commits is debounced into few wake-ups, not one each.
+	for range 50 {
+		_, err := db.Exec(`INSERT INTO Messages (ToAddress) VALUES ('+1')`)
+		require.NoError(t, err)
+	}
+	requireSignal(t, ch, time.Second, "burst")
+	n := 1
+	for drained := false; !drained; {
+		select {
+		case <-ch:
+			n++
+		case <-time.After(100 * time.Millisecond):
+			drained = true
+		}
+	}
+	require.Less(t, n, 50, "wake-ups for 50 commits")
+
+	cancel()
+	requireClosed(t, ch, "after ctx ended")
+}
+
+// An idle engine polls with write transactions that change nothing; they
+// must not wake it, or it would wake itself in a loop.
+func TestNotificationsIdlePollsDoNotWake(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := t.Context()
+	c := storetest.CreateChannel(t, s, "sim")
+	ch := s.Notifications(ctx)
+
+	deadline := time.Now().Add(150 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		_, err := s.MessageRoute(ctx, store.RouteParams{Channels: []int64{c.ID}, Limit: 100})
+		require.NoError(t, err)
+		msgs, err := s.MessageClaim(ctx, store.ClaimParams{ChannelID: c.ID, Limit: 100, Owner: "node", Lease: time.Minute})
+		require.NoError(t, err)
+		require.Empty(t, msgs)
+		_, err = s.MessageRescue(ctx, 100)
+		require.NoError(t, err)
+		time.Sleep(2 * time.Millisecond)
+	}
+	requireQuiet(t, ch, 50*time.Millisecond, "empty polls")
+
+	// The store's own commits are commits too.
+	storetest.InsertN(t, s, 1)
+	requireSignal(t, ch, time.Second, "the store's own insert")
+}
+
+func TestNotificationsClosedWithStore(t *testing.T) {
+	t.Parallel()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hermod.db"), sqlite.Options{})
+	require.NoError(t, err)
+	ch := s.Notifications(context.Background())
+	require.NoError(t, s.Close())
+	requireClosed(t, ch, "after Close")
+	requireClosed(t, s.Notifications(context.Background()), "subscribed after Close")
+}
+
+func TestNotificationsOff(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "hermod.db")
+	s, err := sqlite.Open(t.Context(), path, sqlite.Options{NotifyInterval: -1})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	ctx, cancel := context.WithCancel(t.Context())
+	ch := s.Notifications(ctx)
+	storetest.InsertN(t, s, 1)
+	requireQuiet(t, ch, 100*time.Millisecond, "watching turned off")
+	cancel()
+	requireClosed(t, ch, "after ctx ended")
+}
