@@ -1,0 +1,165 @@
+package smpp_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hermod-sms/hermod/channels/smpp/smsctest"
+	"github.com/hermod-sms/hermod/engine"
+	"github.com/hermod-sms/hermod/store"
+)
+
+// TestThroughputThroughEngine measures the SMPP channel end to end, the
+// way an application uses Hermod: rows are inserted in batches of 1000
+// while the engine runs (it is never nudged: it finds them by polling or
+// LISTEN/NOTIFY), the engine claims them, the channel submits them to the
+// test SMSC over loopback, the SMSC answers and sends a delivery receipt
+// for each, and the run ends when every message is DELIVERED. The figure
+// is messages per second from the first INSERT to the last DELIVERED
+// commit. No outage: this is the steady-state path.
+//
+// It runs only when HERMOD_SMPP_THROUGHPUT is set to the number of
+// messages (on SQLite, and on PostgreSQL with HERMOD_TEST_POSTGRES):
+//
+//	HERMOD_SMPP_THROUGHPUT=50000 HERMOD_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//	  go test -run TestThroughputThroughEngine -v -count 1 ./channels/smpp/
+//
+// HERMOD_SMPP_THROUGHPUT_MIXED=1 sends the e2e mix (short, long GSM with
+// extension characters, long UCS-2 with emoji) instead of short messages.
+// HERMOD_SMPP_THROUGHPUT_PROFILE=DIR writes CPU and block profiles of the
+// run to DIR (one backend at a time then: -run 'TestThroughputThroughEngine/sqlite').
+func TestThroughputThroughEngine(t *testing.T) {
+	n := envInt("HERMOD_SMPP_THROUGHPUT", 0)
+	if n == 0 {
+		t.Skip("set HERMOD_SMPP_THROUGHPUT to the number of messages to measure the throughput through the engine")
+	}
+	profileDir := os.Getenv("HERMOD_SMPP_THROUGHPUT_PROFILE")
+	mixed := os.Getenv("HERMOD_SMPP_THROUGHPUT_MIXED") != ""
+	var profileOnce sync.Mutex // profiles are process-wide: one run at a time
+	e2eBackends(t, func(t *testing.T, s store.Store) {
+		if profileDir != "" {
+			profileOnce.Lock()
+			defer profileOnce.Unlock()
+		}
+		ctx := context.Background()
+		srv, err := smsctest.Start(smsctest.Config{})
+		require.NoError(t, err)
+		t.Cleanup(srv.Close)
+		settings, _ := json.Marshal(map[string]any{
+			"host": srv.Host(), "port": srv.Port(), "systemId": "hermod", "password": "secret",
+			"binds": envInt("HERMOD_SMPP_THROUGHPUT_BINDS", 2), "window": envInt("HERMOD_SMPP_THROUGHPUT_WINDOW", 100),
+			"statsInterval": "-1s",
+		})
+		ch, err := s.ChannelCreate(ctx, store.Channel{Name: "smpp1", Type: "smpp", Settings: string(settings), Enabled: true})
+		require.NoError(t, err)
+		logs := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		e, err := engine.New(engine.Config{Store: s, Logger: logs})
+		require.NoError(t, err)
+
+		if profileDir != "" {
+			name := strings.ReplaceAll(t.Name(), "/", "_")
+			f, err := os.Create(filepath.Join(profileDir, name+".cpu.prof"))
+			require.NoError(t, err)
+			require.NoError(t, pprof.StartCPUProfile(f))
+			runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+			defer func() {
+				pprof.StopCPUProfile()
+				_ = f.Close()
+				b, err := os.Create(filepath.Join(profileDir, name+".block.prof"))
+				if err == nil {
+					_ = pprof.Lookup("block").WriteTo(b, 0)
+					_ = b.Close()
+				}
+				runtime.SetBlockProfileRate(0)
+			}()
+		}
+		require.NoError(t, e.Start(ctx))
+		t.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = e.Stop(sctx)
+		})
+		// Wait until the channel is bound, so that the figure measures the
+		// steady state and not the bind.
+		require.Eventually(t, func() bool {
+			c, err := s.ChannelGet(ctx, "smpp1")
+			return err == nil && srv.Bound() == 2 && c != nil
+		}, 30*time.Second, 10*time.Millisecond)
+
+		start := time.Now()
+		insertErr := make(chan error, 1)
+		go func() {
+			for from := 0; from < n; from += 1000 {
+				batch := make([]store.NewMessage, 0, 1000)
+				for i := from; i < min(n, from+1000); i++ {
+					body := fmt.Sprintf("throughput message %d", i)
+					if mixed {
+						body = mixedBody(i)
+					}
+					batch = append(batch, store.NewMessage{ToAddress: fmt.Sprintf("+4479%08d", i), FromAddress: "Hermod", Body: body, ChannelID: ch.ID})
+				}
+				if _, err := s.MessageInsert(ctx, batch); err != nil {
+					insertErr <- err
+					return
+				}
+			}
+			insertErr <- nil
+		}()
+		var inserted time.Duration
+		deadline := time.Now().Add(time.Duration(n/100+120) * time.Second)
+		for {
+			select {
+			case err := <-insertErr:
+				require.NoError(t, err)
+				inserted = time.Since(start)
+				insertErr = nil
+			default:
+			}
+			counts, err := s.MessageCountByStatus(ctx, store.DirectionOut)
+			require.NoError(t, err)
+			if counts[store.StatusDelivered] >= n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %v only %d of %d delivered: %v", time.Since(start), counts[store.StatusDelivered], n, counts)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		elapsed := time.Since(start)
+		if insertErr != nil {
+			require.NoError(t, <-insertErr)
+			inserted = elapsed
+		}
+		accepted := 0
+		seen := map[string]int{}    // part -> times accepted
+		dests := map[string]bool{} // messages that reached the SMSC
+		for _, sub := range srv.Submits() {
+			if sub.Status == 0 {
+				accepted++
+				seen[submitKey(sub)]++
+				dests[sub.PDU.Dest] = true
+			}
+		}
+		twice := 0
+		for _, c := range seen {
+			if c > 1 {
+				twice++
+			}
+		}
+		require.Equal(t, n, len(dests), "every message reached the SMSC")
+		t.Logf("%s: %d messages inserted in %v, all DELIVERED after %v: %.0f msg/s end to end (insert -> DELIVERED committed); %d submits accepted, %d parts sent twice",
+			t.Name(), n, inserted.Round(time.Millisecond), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), accepted, twice)
+	})
+}
