@@ -143,7 +143,7 @@ func TestThroughputThroughEngine(t *testing.T) {
 			inserted = elapsed
 		}
 		accepted := 0
-		seen := map[string]int{}    // part -> times accepted
+		seen := map[string]int{}   // part -> times accepted
 		dests := map[string]bool{} // messages that reached the SMSC
 		for _, sub := range srv.Submits() {
 			if sub.Status == 0 {
