@@ -246,9 +246,9 @@ func (s *Server) handleAuronCreate(w http.ResponseWriter, r *http.Request) *prob
 		idx = append(idx, i)
 	}
 	if len(nms) > 0 {
-		res, err := s.store.MessageInsert(r.Context(), nms)
+		res, err := s.insertMessages(r.Context(), nms)
 		if err != nil {
-			return storeProblem(err, "store the messages")
+			return insertProblem(err)
 		}
 		for j, ir := range res {
 			i := idx[j]
@@ -267,7 +267,6 @@ func (s *Server) handleAuronCreate(w http.ResponseWriter, r *http.Request) *prob
 				out[i].LastErrorDescription = fmt.Sprintf("ClientReference %q belongs to message %d, whose %s differs", nms[j].ClientReference, ir.ID, field)
 			}
 		}
-		s.nudge()
 	}
 	writeJSON(w, http.StatusOK, auronResponse{Result: out})
 	return nil

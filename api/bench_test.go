@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,84 +14,71 @@ import (
 	"time"
 
 	"github.com/hermod-sms/hermod/api/client"
+	"github.com/hermod-sms/hermod/store"
 )
 
-// The benchmarks post over real HTTP to a live server. Run them with
+// The benchmarks post over real loopback TCP to a live server (httptest),
+// from concurrent clients, as a web site's workers would. Run them with
 //
-//	go test ./api/ -run '^$' -bench . -benchtime 20x
-//	HERMOD_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable go test ./api/ -run '^$' -bench Postgres -benchtime 20x
+//	go test ./api/ -run '^$' -bench . -benchtime 4000x
+//	HERMOD_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
+//	    go test ./api/ -run '^$' -bench Postgres -benchtime 4000x
 //
-// They report msgs/s (batches) or req/s and p50/p99 latency (single posts).
+// b.N is the number of requests (for batches, of 1,000-message POSTs: use
+// -benchtime 40x). Each reports:
+//
+//   - msgs/s: messages accepted per second (batches)
+//   - req/s: requests answered per second
+//   - p50-ms, p99-ms: request latency percentiles
+//
+// The clients=N sub-benchmarks keep N requests in flight (a closed loop:
+// the throughput ceiling). The rate=N sub-benchmarks send N requests per
+// second on a fixed schedule whatever the answers (an open loop) and time
+// each request from its scheduled start, so a stalled server shows up as
+// latency, not as a lower rate.
+
+// batchSize is the messages per POST of the batch benchmarks.
+const batchSize = 1000
 
 func benchBatch(b *testing.B, pg bool) {
-	tb := setup(b, setupOpts{postgres: pg, cfg: func(c *Config) { c.KeyCacheTTL = 0 }})
-	const size = 1000
-	bodies := make([][]byte, b.N)
-	for i := range bodies {
-		var batch client.Batch
-		for j := range size {
-			batch.Messages = append(batch.Messages, client.NewMessage{ToAddress: fmt.Sprintf("+3161%07d", j), Body: "Benchmark message body of a typical length for a notification", BatchID: fmt.Sprint("bench-", i)})
-		}
-		bodies[i], _ = json.Marshal(batch)
+	for _, clients := range []int{1, 4} {
+		b.Run(fmt.Sprint("clients=", clients), func(b *testing.B) {
+			lg := newLoadGen(b, pg)
+			bodies := make([][]byte, b.N)
+			for i := range bodies {
+				var batch client.Batch
+				for j := range batchSize {
+					batch.Messages = append(batch.Messages, client.NewMessage{ToAddress: fmt.Sprintf("+3161%07d", j), Body: "Benchmark message body of a typical length for a notification", BatchID: fmt.Sprint("bench-", i)})
+				}
+				bodies[i], _ = json.Marshal(batch)
+			}
+			b.ResetTimer()
+			r := lg.closed(clients, func(i int) []byte { return bodies[i] })
+			b.StopTimer()
+			r.report(b, batchSize)
+		})
 	}
-	b.ResetTimer()
-	start := time.Now()
-	for i := range b.N {
-		postBench(b, tb, bodies[i], http.StatusCreated)
-	}
-	b.ReportMetric(float64(b.N*size)/time.Since(start).Seconds(), "msgs/s")
 }
 
 func benchSingle(b *testing.B, pg bool) {
-	tb := setup(b, setupOpts{postgres: pg, cfg: func(c *Config) { c.KeyCacheTTL = 0 }})
-	body := []byte(`{"ToAddress":"+31612345678","Body":"Your code is 1234"}`)
-	var (
-		mu   sync.Mutex
-		lats []time.Duration
-		n    atomic.Int64
-	)
-	b.SetParallelism(4) // 4 × GOMAXPROCS concurrent clients
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		var local []time.Duration
-		for pb.Next() {
-			t0 := time.Now()
-			postBench(b, tb, body, http.StatusCreated)
-			local = append(local, time.Since(t0))
-			n.Add(1)
-		}
-		mu.Lock()
-		lats = append(lats, local...)
-		mu.Unlock()
-	})
-	elapsed := time.Since(start)
-	slices.Sort(lats)
-	pct := func(p float64) float64 {
-		if len(lats) == 0 {
-			return 0
-		}
-		return float64(lats[min(len(lats)-1, int(float64(len(lats))*p))].Microseconds()) / 1000
+	body := func(int) []byte { return []byte(`{"ToAddress":"+31612345678","Body":"Your code is 1234"}`) }
+	for _, clients := range []int{1, 16, 64} {
+		b.Run(fmt.Sprint("clients=", clients), func(b *testing.B) {
+			lg := newLoadGen(b, pg)
+			b.ResetTimer()
+			r := lg.closed(clients, body)
+			b.StopTimer()
+			r.report(b, 1)
+		})
 	}
-	b.ReportMetric(float64(n.Load())/elapsed.Seconds(), "req/s")
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
-}
-
-var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-
-func postBench(b *testing.B, tb *testBundle, body []byte, want int) {
-	req, _ := http.NewRequest("POST", tb.srv.URL+"/api/v1/messages", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+tb.sender)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := benchClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	out, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != want {
-		b.Fatalf("status %d: %s", resp.StatusCode, out)
+	for _, rate := range []int{500, 1000} {
+		b.Run(fmt.Sprint("rate=", rate), func(b *testing.B) {
+			lg := newLoadGen(b, pg)
+			b.ResetTimer()
+			r := lg.open(rate, body)
+			b.StopTimer()
+			r.report(b, 1)
+		})
 	}
 }
 
@@ -98,3 +86,178 @@ func BenchmarkSendBatch1000SQLite(b *testing.B)   { benchBatch(b, false) }
 func BenchmarkSendBatch1000Postgres(b *testing.B) { benchBatch(b, true) }
 func BenchmarkSendSingleSQLite(b *testing.B)      { benchSingle(b, false) }
 func BenchmarkSendSinglePostgres(b *testing.B)    { benchSingle(b, true) }
+
+// loadGen posts b.N requests to a test server.
+type loadGen struct {
+	b      *testing.B
+	url    string
+	key    string
+	client *http.Client
+	failed atomic.Bool
+	probe  *insertProbe
+}
+
+// newLoadGen starts a server on a fresh store (PostgreSQL when pg) with
+// the default key cache, as a production server runs.
+func newLoadGen(b *testing.B, pg bool) *loadGen {
+	probe := &insertProbe{}
+	tb := setup(b, setupOpts{postgres: pg, cfg: func(c *Config) {
+		c.KeyCacheTTL = 0
+		probe.Store, c.Store = c.Store, probe
+	}})
+	tr := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, DisableCompression: true}
+	b.Cleanup(tr.CloseIdleConnections)
+	return &loadGen{b: b, url: tb.srv.URL + "/api/v1/messages", key: tb.sender, client: &http.Client{Transport: tr}, probe: probe}
+}
+
+// insertProbe times the server's MessageInsert calls: how many messages
+// one database transaction carried, and how long the database took.
+type insertProbe struct {
+	store.Store
+	mu   sync.Mutex
+	msgs int
+	durs []time.Duration
+}
+
+func (p *insertProbe) MessageInsert(ctx context.Context, msgs []store.NewMessage) ([]store.InsertResult, error) {
+	t0 := time.Now()
+	res, err := p.Store.MessageInsert(ctx, msgs)
+	d := time.Since(t0)
+	p.mu.Lock()
+	p.msgs += len(msgs)
+	p.durs = append(p.durs, d)
+	p.mu.Unlock()
+	return res, err
+}
+
+func (p *insertProbe) reset() {
+	p.mu.Lock()
+	p.msgs, p.durs = 0, nil
+	p.mu.Unlock()
+}
+
+// loadResult is what a run measured.
+type loadResult struct {
+	n       int
+	elapsed time.Duration
+	lats    []time.Duration // per request
+	inserts []time.Duration // per MessageInsert
+	msgs    int             // messages inserted
+}
+
+func (lg *loadGen) result(elapsed time.Duration, lats []time.Duration) loadResult {
+	lg.probe.mu.Lock()
+	defer lg.probe.mu.Unlock()
+	return loadResult{n: len(lats), elapsed: elapsed, lats: lats, inserts: slices.Clone(lg.probe.durs), msgs: lg.probe.msgs}
+}
+
+// closed runs b.N requests from clients goroutines, each sending its next
+// request when the previous one is answered.
+func (lg *loadGen) closed(clients int, body func(i int) []byte) loadResult {
+	lg.probe.reset()
+	var (
+		next atomic.Int64
+		mu   sync.Mutex
+		lats = make([]time.Duration, 0, lg.b.N)
+		wg   sync.WaitGroup
+	)
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			var local []time.Duration
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= lg.b.N || lg.failed.Load() {
+					break
+				}
+				t0 := time.Now()
+				lg.post(body(i))
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return lg.result(time.Since(start), lats)
+}
+
+// open starts b.N requests at rate per second on a fixed schedule, each
+// timed from its scheduled start.
+func (lg *loadGen) open(rate int, body func(i int) []byte) loadResult {
+	lg.probe.reset()
+	interval := time.Second / time.Duration(rate)
+	lats := make([]time.Duration, lg.b.N)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range lg.b.N {
+		at := start.Add(time.Duration(i) * interval)
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d)
+		}
+		if lg.failed.Load() {
+			break
+		}
+		wg.Go(func() {
+			lg.post(body(i))
+			lats[i] = time.Since(at)
+		})
+	}
+	wg.Wait()
+	return lg.result(time.Since(start), lats)
+}
+
+// post sends one POST and checks that it was accepted.
+func (lg *loadGen) post(body []byte) {
+	req, err := http.NewRequest("POST", lg.url, bytes.NewReader(body))
+	if err != nil {
+		lg.fail(err)
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+lg.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := lg.client.Do(req)
+	if err != nil {
+		lg.fail(err)
+		return
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		lg.fail(fmt.Errorf("status %d: %s", resp.StatusCode, out))
+	}
+}
+
+func (lg *loadGen) fail(err error) {
+	if lg.failed.CompareAndSwap(false, true) {
+		lg.b.Error(err)
+	}
+}
+
+// report sets the custom metrics: throughput, request latency, and how
+// many messages one database insert carried and how long its p99 took
+// (the database's share of the tail).
+func (r loadResult) report(b *testing.B, msgsPerReq int) {
+	secs := r.elapsed.Seconds()
+	if msgsPerReq > 1 {
+		b.ReportMetric(float64(r.n*msgsPerReq)/secs, "msgs/s")
+	}
+	b.ReportMetric(float64(r.n)/secs, "req/s")
+	b.ReportMetric(percentile(r.lats, 0.50), "p50-ms")
+	b.ReportMetric(percentile(r.lats, 0.99), "p99-ms")
+	if len(r.inserts) > 0 {
+		b.ReportMetric(float64(r.msgs)/float64(len(r.inserts)), "msgs/insert")
+		b.ReportMetric(percentile(r.inserts, 0.99), "insert-p99-ms")
+	}
+	b.ReportMetric(0, "ns/op") // wall time per request means little with concurrency
+}
+
+// percentile returns the p quantile of ds in milliseconds; it sorts ds.
+func percentile(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	return float64(ds[min(len(ds)-1, int(float64(len(ds))*p))].Microseconds()) / 1000
+}

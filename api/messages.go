@@ -92,12 +92,9 @@ func (s *Server) insert(r *http.Request, msgs []client.NewMessage, batch bool) (
 	if p := fe.problem(); p != nil {
 		return nil, p
 	}
-	res, err := s.store.MessageInsert(ctx, nms)
+	res, err := s.insertMessages(ctx, nms)
 	if err != nil {
-		return nil, storeProblem(err, "store the messages")
-	}
-	if len(res) != len(nms) {
-		return nil, internal(fmt.Errorf("store returned %d results for %d messages", len(res), len(nms)))
+		return nil, insertProblem(err)
 	}
 	out := make([]client.SendResult, len(res))
 	var conflicts fieldErrors
@@ -120,7 +117,6 @@ func (s *Server) insert(r *http.Request, msgs []client.NewMessage, batch bool) (
 			conflicts.add(prefix+"ClientReference", "%q belongs to message %d, whose %s differs: use a new ClientReference for a different message, or resend exactly the same content", nms[i].ClientReference, ir.ID, field)
 		}
 	}
-	s.nudge()
 	if len(conflicts) > 0 {
 		p := newProblem(http.StatusConflict, problemConflict, conflicts[0].Field+": "+conflicts[0].Detail, conflicts...)
 		if batch {
@@ -130,6 +126,35 @@ func (s *Server) insert(r *http.Request, msgs []client.NewMessage, batch bool) (
 		return nil, p
 	}
 	return out, nil
+}
+
+// insertMessages stores nms in one transaction and returns one result per
+// message. Small requests share their transaction with concurrent ones
+// (see inserter); big batches have their own. The engine is nudged after
+// the commit.
+func (s *Server) insertMessages(ctx context.Context, nms []store.NewMessage) ([]store.InsertResult, error) {
+	if len(nms) <= groupMaxCall {
+		return s.ins.insert(ctx, nms)
+	}
+	res, err := insertChecked(ctx, s.store, nms)
+	if err == nil {
+		s.nudge()
+	}
+	return res, err
+}
+
+// insertProblem maps an error of insertMessages to a problem. An error
+// that is neither the user's doing nor a broken store means the database
+// did not take the messages: 503, so that the client retries.
+func insertProblem(err error) *problem {
+	switch {
+	case errors.Is(err, errStoreBroken):
+		return internal(err)
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrInvalid),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return storeProblem(err, "store the messages")
+	}
+	return unavailable(err, "the database did not take the messages; try again after Retry-After, with the same ClientReference so that nothing is stored twice")
 }
 
 // resolveChannels looks up every channel name used in msgs.

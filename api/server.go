@@ -87,6 +87,7 @@ type Server struct {
 	keys   *keyCache
 	limit  *limiter
 	own    *Broadcaster // the changes this server makes
+	ins    *inserter    // group commit of small sends
 	now    func() time.Time
 }
 
@@ -129,6 +130,7 @@ func NewServer(cfg Config) (*Server, error) {
 		own:   NewBroadcaster(),
 		now:   cfg.now,
 	}
+	s.ins = &inserter{store: cfg.Store, log: cfg.Logger, inserted: s.nudge}
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
 		h := rt.h
