@@ -515,6 +515,11 @@ func TestClusterKillNine(t *testing.T) {
 	if len(sc.duplicates) > 0 {
 		t.Logf("duplicate IDs (first 10): %v", sc.duplicates[:min(10, len(sc.duplicates))])
 	}
+	if testing.Verbose() {
+		for _, n := range nodes {
+			t.Logf("log of %s:\n%s", n.name, n.log())
+		}
+	}
 	require.True(t, survivor.stop(t, 15*time.Second), "the surviving node stops cleanly on SIGINT")
 	require.NoError(t, survivor.waitErr, "exit status of %s; log:\n%s", survivor.name, tail(survivor.log(), 20))
 }

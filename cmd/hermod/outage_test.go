@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -20,16 +21,27 @@ import (
 // outageProxy is a TCP proxy between hermod and PostgreSQL that the test
 // can cut, so that the database goes away for one process only: the shared
 // server keeps running for every other test.
+//
+// A cut closes every connection and refuses new ones, as a stopped server
+// does. In blackhole mode it is a silent network partition instead: open
+// connections and new ones stay open on hermod's side and are never
+// answered (the server's side is closed); they are closed when the cut
+// ends.
 type outageProxy struct {
 	ln        net.Listener
 	target    string
-	blackhole bool // while cut: accept and hold connections silently instead of refusing them
+	blackhole bool
 
 	mu    sync.Mutex
 	cut   bool
-	conns map[net.Conn]struct{}
-	held  []net.Conn // connections accepted while cut in blackhole mode
+	pairs map[*proxyPair]struct{}
+	held  []net.Conn // client connections kept silent during a blackhole cut
 	wg    sync.WaitGroup
+}
+
+type proxyPair struct {
+	client, server net.Conn
+	silenced       bool // the client side is held, not closed
 }
 
 // newOutageProxy listens on 127.0.0.1:0 and forwards to target (host:port).
@@ -37,7 +49,7 @@ func newOutageProxy(t *testing.T, target string, blackhole bool) *outageProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &outageProxy{ln: ln, target: target, blackhole: blackhole, conns: map[net.Conn]struct{}{}}
+	p := &outageProxy{ln: ln, target: target, blackhole: blackhole, pairs: map[*proxyPair]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -77,6 +89,7 @@ func (p *outageProxy) forward(client net.Conn) {
 		_ = client.Close()
 		return
 	}
+	pair := &proxyPair{client: client, server: server}
 	p.mu.Lock()
 	if p.cut {
 		p.mu.Unlock()
@@ -84,36 +97,53 @@ func (p *outageProxy) forward(client net.Conn) {
 		_ = server.Close()
 		return
 	}
-	p.conns[client] = struct{}{}
-	p.conns[server] = struct{}{}
+	p.pairs[pair] = struct{}{}
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+	go func() {
+		// What hermod writes during a blackhole cut is read and dropped.
+		_, _ = io.Copy(server, client)
+		if p.isSilenced(pair) {
+			_, _ = io.Copy(io.Discard, client)
+		}
 		done <- struct{}{}
-	}
-	go pipe(server, client)
-	go pipe(client, server)
-	<-done
-	_ = client.Close()
-	_ = server.Close()
+	}()
+	go func() {
+		_, _ = io.Copy(client, server)
+		done <- struct{}{}
+	}()
 	<-done
 	p.mu.Lock()
-	delete(p.conns, client)
-	delete(p.conns, server)
+	delete(p.pairs, pair)
+	silenced := pair.silenced
 	p.mu.Unlock()
+	_ = server.Close()
+	if !silenced {
+		_ = client.Close()
+	}
+	<-done
 }
 
-// setCut cuts (true) or restores (false) the database. Cutting closes
-// every open connection; new ones are refused (or, in blackhole mode,
-// accepted and never answered) until restored.
+func (p *outageProxy) isSilenced(pair *proxyPair) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return pair.silenced
+}
+
+// setCut cuts (true) or restores (false) the database.
 func (p *outageProxy) setCut(cut bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = cut
 	if cut {
-		for c := range p.conns {
-			_ = c.Close()
+		for pair := range p.pairs {
+			if p.blackhole {
+				pair.silenced = true
+				p.held = append(p.held, pair.client)
+			} else {
+				_ = pair.client.Close()
+			}
+			_ = pair.server.Close()
 		}
 		return
 	}
@@ -128,6 +158,15 @@ func (p *outageProxy) close() {
 	p.setCut(true)
 	p.setCut(false)
 	p.wg.Wait()
+}
+
+// logTime returns the time= attribute of a text log line.
+func logTime(t *testing.T, line string) time.Time {
+	t.Helper()
+	v, _, _ := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+	ts, err := time.Parse(time.RFC3339Nano, v)
+	require.NoError(t, err, "log line without a time: %s", line)
+	return ts
 }
 
 // outageDuration is how long TestDatabaseOutage keeps the database away:
@@ -223,7 +262,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	mode := "connections closed, new ones refused"
 	if blackhole {
-		mode = "connections closed, new ones accepted and never answered"
+		mode = "blackhole: connections silent, new ones accepted and never answered"
 	}
 	proxy.setCut(true)
 	cutAt := time.Now()
@@ -269,10 +308,22 @@ func TestDatabaseOutage(t *testing.T) {
 	for _, l := range append(append(unavailable, reachable...), listener...) {
 		t.Logf("  %s", l)
 	}
+	if testing.Verbose() {
+		t.Logf("log of %s:\n%s", node.name, node.log())
+	}
 	require.Empty(t, sc.duplicates, "a lease longer than the outage means nothing is sent twice")
 	require.Len(t, unavailable, 1, "the outage is logged once")
 	require.Len(t, reachable, 1, "the recovery is logged once")
-	require.Contains(t, reachable[0], "outage=")
+	// The outage is noticed while it lasts, not only when the connections
+	// are closed at its end, and the duration logged is the real one.
+	noticed := logTime(t, unavailable[0])
+	require.True(t, noticed.After(cutAt.Add(-time.Second)) && noticed.Before(restoredAt),
+		"the outage (%s to %s) was logged at %s, not while it lasted", cutAt.UTC().Format(time.TimeOnly), restoredAt.UTC().Format(time.TimeOnly), noticed.Format(time.TimeOnly))
+	m := regexp.MustCompile(`\boutage=(\S+)`).FindStringSubmatch(reachable[0])
+	require.NotNil(t, m, "the recovery line gives the outage's duration: %s", reachable[0])
+	logged, err := time.ParseDuration(m[1])
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, logged, outage*8/10, "the logged outage duration")
 	require.LessOrEqual(t, len(listener), 1, "the notification listener logs the outage once")
 
 	require.True(t, node.stop(t, 15*time.Second), "the node stops on SIGINT")
