@@ -31,6 +31,7 @@ const (
 	DefaultLeaderTTL         = 15 * time.Second
 	DefaultChannelRefresh    = 5 * time.Second
 	DefaultRestartBackoff    = time.Second
+	DefaultStoreTimeout      = 30 * time.Second
 	defaultStopTimeout       = 10 * time.Second
 	maxClaimBatch            = 1000 // SQL Server escalates locks at 5,000
 	routeBatch               = 1000
@@ -100,6 +101,10 @@ type Config struct {
 	// RestartBackoff is the first wait before a failed channel is started
 	// again; it doubles per failure up to a minute. Default 1s.
 	RestartBackoff time.Duration
+	// StoreTimeout bounds every database call, so that a silent network
+	// partition (no reset, no answer) is noticed as an outage instead of
+	// hanging a service. Default 30s.
+	StoreTimeout time.Duration
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -142,6 +147,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&cfg.LeaderTTL, DefaultLeaderTTL)
 	def(&cfg.ChannelRefresh, DefaultChannelRefresh)
 	def(&cfg.RestartBackoff, DefaultRestartBackoff)
+	def(&cfg.StoreTimeout, DefaultStoreTimeout)
 
 	if cfg.ClaimBatch < 1 || cfg.ClaimBatch > maxClaimBatch {
 		return cfg, fmt.Errorf("engine: Config.ClaimBatch is %d: want 1 to %d", cfg.ClaimBatch, maxClaimBatch)
@@ -158,6 +164,7 @@ func (c *Config) withDefaults() (Config, error) {
 		{"PollMax", cfg.PollMax}, {"FlushInterval", cfg.FlushInterval},
 		{"HeartbeatInterval", cfg.HeartbeatInterval}, {"LeaderTTL", cfg.LeaderTTL},
 		{"ChannelRefresh", cfg.ChannelRefresh}, {"RestartBackoff", cfg.RestartBackoff},
+		{"StoreTimeout", cfg.StoreTimeout},
 	} {
 		if d.v < 0 {
 			return cfg, fmt.Errorf("engine: Config.%s is %s: want a positive duration (0 for the default)", d.name, d.v)
@@ -252,7 +259,7 @@ func New(cfg Config) (*Engine, error) {
 		events:       newEventHub(),
 	}
 	e.log = c.Logger.With("node", c.Node)
-	e.health = newHealth(e.log)
+	e.health = newHealth(e.log, e.cfg.StoreTimeout)
 	e.heartbeat = &heartbeat{e: e}
 	e.elector = newElector(e)
 	e.router = &router{e: e}

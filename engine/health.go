@@ -15,7 +15,8 @@ import (
 // unavailable") and once when it ends (Info "database reachable again",
 // with its duration), however many calls fail in between.
 type health struct {
-	log *slog.Logger
+	log     *slog.Logger
+	timeout time.Duration // bounds every call
 
 	mu        sync.Mutex
 	down      bool
@@ -24,7 +25,9 @@ type health struct {
 	lastError string
 }
 
-func newHealth(log *slog.Logger) *health { return &health{log: log} }
+func newHealth(log *slog.Logger, timeout time.Duration) *health {
+	return &health{log: log, timeout: timeout}
+}
 
 // failed records a failed store call. Errors caused by the caller's own
 // context ending (a stop) are not outages and are ignored; ctx is the
@@ -70,10 +73,17 @@ func (h *health) isDown() bool {
 	return h.down
 }
 
-// call runs a store call, records its outcome, and returns its error.
+// call runs a store call under the store timeout, records its outcome, and
+// returns its error. A call that outlives the timeout is an outage like any
+// other failure: a silent partition must not hang a service.
 func (h *health) call(ctx context.Context, op string, f func(ctx context.Context) error) error {
 	start := time.Now()
-	err := f(ctx)
+	callCtx, cancel := ctx, context.CancelFunc(func() {})
+	if h.timeout > 0 {
+		callCtx, cancel = context.WithTimeout(ctx, h.timeout)
+	}
+	err := f(callCtx)
+	cancel()
 	switch {
 	case err == nil:
 		h.ok(start)
