@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/golang-migrate/migrate/v4"
 	migratesqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
@@ -45,9 +46,37 @@ func (s *Store) newMigrate(ctx context.Context) (*migrate.Migrate, func(), error
 	return m, func() { m.Close() }, nil
 }
 
+// migrateWaitPoll is how often MigrateUp looks again at a schema another
+// process is migrating.
+const migrateWaitPoll = 20 * time.Millisecond
+
 // MigrateUp applies every pending migration under sql/sqlite. SQLite has no
 // repeatable scripts (procedures/ holds none for it).
+//
+// golang-migrate's SQLite driver locks only within this process, and marks
+// the version dirty while a migration runs. A schema found dirty is
+// therefore taken for another process's migration in progress (two services
+// opening a new file together) and looked at again until it is clean, for
+// up to BusyTimeout; still dirty then, it is a failed migration.
 func (s *Store) MigrateUp(ctx context.Context) error {
+	deadline := time.Now().Add(BusyTimeout)
+	for {
+		err := s.migrateUp(ctx)
+		var dirty migrate.ErrDirty
+		if !errors.As(err, &dirty) || time.Now().After(deadline) {
+			return err
+		}
+		s.logger.DebugContext(ctx, "sqlite schema is dirty; waiting for another process's migration", "path", s.path, "version", dirty.Version)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sqlite %q: wait for another process's migration: %w", s.path, ctx.Err())
+		case <-time.After(migrateWaitPoll):
+		}
+	}
+}
+
+// migrateUp makes one attempt of MigrateUp.
+func (s *Store) migrateUp(ctx context.Context) error {
 	m, done, err := s.newMigrate(ctx)
 	if err != nil {
 		return err

@@ -11,7 +11,7 @@ import (
 
 // DefaultNotifyInterval is how often Notifications looks at the database
 // file for commits when Options.NotifyInterval is zero.
-const DefaultNotifyInterval = 5 * time.Millisecond
+const DefaultNotifyInterval = 10 * time.Millisecond
 
 const (
 	// notifyDebounce is the shortest time between two wake-ups: the first
@@ -97,16 +97,19 @@ func (w *watcher) connect(ctx context.Context) error {
 		return fmt.Errorf("sqlite %q: prepare PRAGMA data_version: %w", w.s.path, err)
 	}
 	w.db, w.conn, w.stmt = db, conn, stmt
-	if err := w.read(ctx); err != nil {
+	if err := w.read(); err != nil {
 		w.disconnect()
 		return err
 	}
 	return nil
 }
 
-// read updates w.version from the database.
-func (w *watcher) read(ctx context.Context) error {
-	if err := w.stmt.QueryRowContext(ctx).Scan(&w.version); err != nil {
+// read updates w.version from the database. It runs without ctx: the read
+// takes microseconds, and a cancellable context would cost two goroutines per
+// read (database/sql's and the driver's interrupt watchers), most of the
+// cost of watching.
+func (w *watcher) read() error {
+	if err := w.stmt.QueryRow().Scan(&w.version); err != nil {
 		return fmt.Errorf("sqlite %q: read PRAGMA data_version: %w", w.s.path, err)
 	}
 	return nil
@@ -189,7 +192,7 @@ func (w *watcher) run(ctx context.Context) {
 		case <-tick.C:
 		}
 		before := w.version
-		if w.err = w.read(ctx); w.err != nil {
+		if w.err = w.read(); w.err != nil {
 			if ctx.Err() != nil {
 				return
 			}

@@ -86,7 +86,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	write.SetConnMaxLifetime(0)
 	// The write connection is opened first: it switches the file to WAL,
 	// which the read connections then find.
-	if err := write.PingContext(ctx); err != nil {
+	if err := pingWrite(ctx, write); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite database %q: %w (check that the directory is writable and the file is an SQLite database)", path, err)
 	}
@@ -114,6 +114,26 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	logger.DebugContext(ctx, "sqlite store opened", "path", path, "read_connections", n)
 	return s, nil
+}
+
+// pingWrite opens the write connection, whose pragmas switch the file to
+// WAL. Switching needs an exclusive lock that SQLite does not wait for, so
+// when several processes open a new file together all but one get
+// SQLITE_BUSY: they try again, for up to BusyTimeout.
+func pingWrite(ctx context.Context, write *sql.DB) error {
+	deadline := time.Now().Add(BusyTimeout)
+	for {
+		err := write.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // ParseURL returns the file path named by a "sqlite://" URL or a bare path.
