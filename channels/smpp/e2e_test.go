@@ -74,10 +74,13 @@ func envDuration(name string, def time.Duration) time.Duration {
 //
 // HERMOD_SMPP_E2E_MESSAGES (default 400) and HERMOD_SMPP_E2E_REFUSE
 // (default 2s) scale it up to the acceptance run: 10000 and 20s.
+// HERMOD_SMPP_E2E_LEASE (default 3m) sets the engine's lease; the send
+// timeout is half of it.
 func TestEndToEndThroughEngine(t *testing.T) {
 	t.Parallel()
 	n := envInt("HERMOD_SMPP_E2E_MESSAGES", 400)
 	refuse := envDuration("HERMOD_SMPP_E2E_REFUSE", 2*time.Second)
+	lease := envDuration("HERMOD_SMPP_E2E_LEASE", 3*time.Minute)
 	e2eBackends(t, func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		srv, err := smsctest.Start(smsctest.Config{IDFormat: "hex", ReceiptIDFormat: "decimal", IDPad: 10})
@@ -96,7 +99,7 @@ func TestEndToEndThroughEngine(t *testing.T) {
 			logs = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		}
 		e, err := engine.New(engine.Config{
-			Store: s, Logger: logs, Lease: 3 * time.Minute, SendTimeout: time.Minute,
+			Store: s, Logger: logs, Lease: lease, SendTimeout: lease / 2,
 			RetryBase: 50 * time.Millisecond, RetryMax: time.Second, PollMax: 20 * time.Millisecond,
 			ChannelRefresh: 100 * time.Millisecond, RestartBackoff: 50 * time.Millisecond, ClaimBatch: 500,
 		})

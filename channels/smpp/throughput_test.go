@@ -38,6 +38,8 @@ import (
 //
 // HERMOD_SMPP_THROUGHPUT_MIXED=1 sends the e2e mix (short, long GSM with
 // extension characters, long UCS-2 with emoji) instead of short messages.
+// HERMOD_SMPP_THROUGHPUT_BINDS, _WINDOW, _BATCH and _CONCURRENCY override
+// the channel's binds (2), window (100), batchSize (200) and concurrency (2).
 // HERMOD_SMPP_THROUGHPUT_PROFILE=DIR writes CPU and block profiles of the
 // run to DIR (one backend at a time then: -run 'TestThroughputThroughEngine/sqlite').
 func TestThroughputThroughEngine(t *testing.T) {
@@ -60,6 +62,7 @@ func TestThroughputThroughEngine(t *testing.T) {
 		settings, _ := json.Marshal(map[string]any{
 			"host": srv.Host(), "port": srv.Port(), "systemId": "hermod", "password": "secret",
 			"binds": envInt("HERMOD_SMPP_THROUGHPUT_BINDS", 2), "window": envInt("HERMOD_SMPP_THROUGHPUT_WINDOW", 100),
+			"batchSize": envInt("HERMOD_SMPP_THROUGHPUT_BATCH", 200), "concurrency": envInt("HERMOD_SMPP_THROUGHPUT_CONCURRENCY", 2),
 			"statsInterval": "-1s",
 		})
 		ch, err := s.ChannelCreate(ctx, store.Channel{Name: "smpp1", Type: "smpp", Settings: string(settings), Enabled: true})
