@@ -148,3 +148,47 @@ func TestNotificationsOff(t *testing.T) {
 	cancel()
 	requireClosed(t, ch, "after ctx ended")
 }
+
+// The engine's polls of an idle queue read and take no write lock, so that
+// they neither wait for nor hold up another program's write transaction.
+func TestIdlePollsTakeNoWriteLock(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	c := storetest.CreateChannel(t, s, "sim")
+	db := openExternal(t, s.Path())
+	conn, err := db.Conn(t.Context())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(t.Context(), `BEGIN IMMEDIATE`)
+	require.NoError(t, err)
+	// Not committed yet, so not there for the polls.
+	_, err = conn.ExecContext(t.Context(), `INSERT INTO Messages (ToAddress, Body) VALUES ('+31612345678', 'held')`)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	rr, err := s.MessageRoute(ctx, store.RouteParams{Channels: []int64{c.ID}, Limit: 10})
+	require.NoError(t, err)
+	require.Zero(t, rr)
+	msgs, err := s.MessageClaim(ctx, store.ClaimParams{ChannelID: c.ID, Limit: 10, Owner: "node", Lease: time.Minute})
+	require.NoError(t, err)
+	require.Empty(t, msgs)
+	n, err := s.MessageRescue(ctx, 10)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	sr, err := s.MessageSweep(ctx, store.SweepParams{NoReportAfter: time.Hour, PendingReportTTL: time.Hour, Limit: 10})
+	require.NoError(t, err)
+	require.Zero(t, sr)
+	require.Less(t, time.Since(start), time.Second, "the idle polls waited for the write lock")
+
+	_, err = conn.ExecContext(t.Context(), `COMMIT`)
+	require.NoError(t, err)
+	rr, err = s.MessageRoute(ctx, store.RouteParams{Channels: []int64{c.ID}, Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, 1, rr.Queued)
+	msgs, err = s.MessageClaim(ctx, store.ClaimParams{ChannelID: c.ID, Limit: 10, Owner: "node", Lease: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	require.Equal(t, "held", msgs[0].Body)
+}

@@ -17,12 +17,48 @@ import (
 // limit.
 const defaultBatch = 1000
 
+// dueScheduledWhere is true for due SCHEDULED outgoing messages.
+const dueScheduledWhere = `Status = 'SCHEDULED' AND Direction = 'OUT'
+	  AND (ScheduledTime IS NULL OR ScheduledTime <= ` + nowSQL + `)`
+
 // dueScheduledSQL selects the IDs of due SCHEDULED outgoing messages, oldest
 // schedule first; it takes the row limit as its one parameter.
-const dueScheduledSQL = `SELECT ID FROM Messages
-	WHERE Status = 'SCHEDULED' AND Direction = 'OUT'
-	  AND (ScheduledTime IS NULL OR ScheduledTime <= ` + nowSQL + `)
+const dueScheduledSQL = `SELECT ID FROM Messages WHERE ` + dueScheduledWhere + `
 	ORDER BY ScheduledTime, ID LIMIT ?`
+
+// claimableWhere is true for the due QUEUED messages of the channel whose
+// ID is bound to the parameter channel ("?3").
+func claimableWhere(channel string) string {
+	return `Status = 'QUEUED' AND ChannelID = ` + channel + `
+	  AND (NextAttemptTime IS NULL OR NextAttemptTime <= ` + nowSQL + `)
+	  AND (ValidUntil IS NULL OR ValidUntil > ` + nowSQL + `)`
+}
+
+// leaseExpiredWhere is true for SENDING messages whose lease expired.
+const leaseExpiredWhere = `Status = 'SENDING' AND LeaseExpires <= ` + nowSQL
+
+// Sweep conditions; noReportWhere takes the age modifier as ?2 and
+// stalePendingWhere as ?1.
+const (
+	noReportWhere = `Status = 'SENT' AND RequestDeliveryReport = 1
+				  AND SentTime <= strftime('%Y-%m-%d %H:%M:%f','now',?2)`
+	queuedExpiredWhere = `Status = 'QUEUED' AND ValidUntil IS NOT NULL AND ValidUntil <= ` + nowSQL
+	stalePendingWhere  = `ReceivedTime <= strftime('%Y-%m-%d %H:%M:%f','now',?1)`
+)
+
+// anyRow reports whether query, a SELECT, returns a row, on a read
+// connection. The polling methods ask it first: an idle engine's polls then
+// read, and leave SQLite's one write lock to the writers (the sqlite3 shell,
+// an application inserting messages). A row committed just after the look
+// is found by the next poll, which the commit's notification brings early.
+func (s *Store) anyRow(ctx context.Context, doing, query string, args ...any) (bool, error) {
+	var found bool
+	err := s.read.QueryRowContext(ctx, `SELECT EXISTS (`+query+`)`, args...).Scan(&found)
+	if err != nil {
+		return false, s.mapError(err, doing)
+	}
+	return found, nil
+}
 
 // MessageRoute moves due SCHEDULED messages to QUEUED on a channel, or to
 // NOCHANNEL or EXPIRED, in one transaction.
@@ -32,14 +68,16 @@ func (s *Store) MessageRoute(ctx context.Context, p store.RouteParams) (store.Ro
 	if limit <= 0 {
 		limit = defaultBatch
 	}
+	if due, err := s.anyRow(ctx, "route messages", `SELECT 1 FROM Messages WHERE `+dueScheduledWhere); err != nil || !due {
+		return res, err
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// Validity ran out before the message could even be routed.
 		r, err := tx.ExecContext(ctx, `UPDATE Messages SET Status = 'EXPIRED', TriggerStatus = '',
 			StatusDetails = 'ValidUntil ' || ValidUntil || ' passed before the message was routed',
 			LastUpdate = `+nowSQL+`, Trace = `+traceSQL(`'EXPIRED ValidUntil ' || ValidUntil || ' passed before routing'`)+`
 			WHERE ID IN (SELECT ID FROM Messages
-				WHERE Status = 'SCHEDULED' AND Direction = 'OUT'
-				  AND (ScheduledTime IS NULL OR ScheduledTime <= `+nowSQL+`)
+				WHERE `+dueScheduledWhere+`
 				  AND ValidUntil IS NOT NULL AND ValidUntil <= `+nowSQL+`
 				ORDER BY ScheduledTime, ID LIMIT ?)`, limit)
 		if err != nil {
@@ -112,22 +150,24 @@ func (s *Store) MessageClaim(ctx context.Context, p store.ClaimParams) ([]*store
 	if p.Limit <= 0 {
 		return nil, nil
 	}
+	doing := fmt.Sprintf("claim messages of channel %d", p.ChannelID)
+	if found, err := s.anyRow(ctx, doing, `SELECT 1 FROM Messages WHERE `+claimableWhere("?1"), p.ChannelID); err != nil || !found {
+		return nil, err
+	}
 	var out []*store.Message
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE Messages SET Status = 'SENDING', Attempts = Attempts + 1,
 			LeaseOwner = ?1, LeaseExpires = strftime('%Y-%m-%d %H:%M:%f','now',?2), LastUpdate = `+nowSQL+`,
 			Trace = `+traceSQL(`'SENDING claimed by ' || ?1 || ', attempt ' || (Attempts + 1)`)+`
 			WHERE ID IN (SELECT ID FROM Messages
-				WHERE Status = 'QUEUED' AND ChannelID = ?3
-				  AND (NextAttemptTime IS NULL OR NextAttemptTime <= `+nowSQL+`)
-				  AND (ValidUntil IS NULL OR ValidUntil > `+nowSQL+`)
+				WHERE `+claimableWhere("?3")+`
 				ORDER BY Priority DESC, ID LIMIT ?4)
 			RETURNING `+messageColumns, p.Owner, modifier(p.Lease), p.ChannelID, p.Limit)
 		if err != nil {
-			return s.mapError(err, fmt.Sprintf("claim messages of channel %d", p.ChannelID))
+			return s.mapError(err, doing)
 		}
 		out, err = scanMessages(rows)
-		return s.mapError(err, fmt.Sprintf("claim messages of channel %d", p.ChannelID))
+		return s.mapError(err, doing)
 	})
 	if err != nil {
 		return nil, err
@@ -558,6 +598,9 @@ func (s *Store) MessageRescue(ctx context.Context, limit int) (int, error) {
 	if limit <= 0 {
 		limit = defaultBatch
 	}
+	if found, err := s.anyRow(ctx, "rescue messages with expired leases", `SELECT 1 FROM Messages WHERE `+leaseExpiredWhere); err != nil || !found {
+		return 0, err
+	}
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		r, err := tx.ExecContext(ctx, `UPDATE Messages SET Status = 'QUEUED', LeaseOwner = NULL, LeaseExpires = NULL,
@@ -565,7 +608,7 @@ func (s *Store) MessageRescue(ctx context.Context, limit int) (int, error) {
 			LastUpdate = `+nowSQL+`,
 			Trace = `+traceSQL(`'QUEUED lease of ' || COALESCE(LeaseOwner, '?') || ' expired at ' || COALESCE(LeaseExpires, '?') ||
 				'; the message may have been sent already (at-least-once)'`)+`
-			WHERE ID IN (SELECT ID FROM Messages WHERE Status = 'SENDING' AND LeaseExpires <= `+nowSQL+`
+			WHERE ID IN (SELECT ID FROM Messages WHERE `+leaseExpiredWhere+`
 				ORDER BY LeaseExpires LIMIT ?)`, limit)
 		if err != nil {
 			return s.mapError(err, "rescue messages with expired leases")
@@ -584,13 +627,18 @@ func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.Sw
 	if limit <= 0 {
 		limit = defaultBatch
 	}
+	if found, err := s.anyRow(ctx, "sweep", `SELECT 1 FROM Messages WHERE `+noReportWhere+`
+		UNION ALL SELECT 1 FROM Messages WHERE `+queuedExpiredWhere+`
+		UNION ALL SELECT 1 FROM PendingReports WHERE `+stalePendingWhere,
+		modifier(-p.PendingReportTTL), modifier(-p.NoReportAfter)); err != nil || !found {
+		return res, err
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		r, err := tx.ExecContext(ctx, `UPDATE Messages SET Status = 'NOREPORT', TriggerStatus = '',
 			StatusDetails = 'no delivery report within ' || ?1, LastUpdate = `+nowSQL+`,
 			Trace = `+traceSQL(`'NOREPORT no delivery report within ' || ?1`)+`
 			WHERE ID IN (SELECT ID FROM Messages
-				WHERE Status = 'SENT' AND RequestDeliveryReport = 1
-				  AND SentTime <= strftime('%Y-%m-%d %H:%M:%f','now',?2)
+				WHERE `+noReportWhere+`
 				ORDER BY SentTime LIMIT ?3)`, p.NoReportAfter.String(), modifier(-p.NoReportAfter), limit)
 		if err != nil {
 			return s.mapError(err, "sweep: NOREPORT")
@@ -603,7 +651,7 @@ func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.Sw
 			LastUpdate = `+nowSQL+`,
 			Trace = `+traceSQL(`'EXPIRED ValidUntil ' || ValidUntil || ' passed before sending'`)+`
 			WHERE ID IN (SELECT ID FROM Messages
-				WHERE Status = 'QUEUED' AND ValidUntil IS NOT NULL AND ValidUntil <= `+nowSQL+`
+				WHERE `+queuedExpiredWhere+`
 				ORDER BY ID LIMIT ?)`, limit)
 		if err != nil {
 			return s.mapError(err, "sweep: EXPIRED")
@@ -612,7 +660,7 @@ func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.Sw
 		res.Expired = int(n)
 
 		r, err = tx.ExecContext(ctx, `DELETE FROM PendingReports WHERE ID IN (SELECT ID FROM PendingReports
-			WHERE ReceivedTime <= strftime('%Y-%m-%d %H:%M:%f','now',?) ORDER BY ID LIMIT ?)`,
+			WHERE `+stalePendingWhere+` ORDER BY ID LIMIT ?2)`,
 			modifier(-p.PendingReportTTL), limit)
 		if err != nil {
 			return s.mapError(err, "sweep: pending reports")
