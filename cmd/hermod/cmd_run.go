@@ -13,6 +13,7 @@ import (
 
 	// Channel types compiled into the binary.
 	_ "github.com/hermod-sms/hermod/channels/simulator"
+	_ "github.com/hermod-sms/hermod/channels/smpp"
 )
 
 // demoChannel is the channel `hermod run` creates in a database without
