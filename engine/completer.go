@@ -197,13 +197,15 @@ func (c *completer) flush(ctx context.Context) error {
 	}
 
 	if len(sent) > 0 {
-		err := e.health.call(ctx, "MessageMarkSent", func(ctx context.Context) error {
-			_, err := e.store.MessageMarkSent(ctx, sent)
+		var changed int
+		err := e.health.call(ctx, "MessageMarkSent", func(ctx context.Context) (err error) {
+			changed, err = e.store.MessageMarkSent(ctx, sent)
 			return err
 		})
 		if err != nil {
 			return err
 		}
+		c.warnLost("sent", len(sent), changed)
 		for _, p := range sent {
 			ev(p.ID, store.StatusSent)
 		}
@@ -211,13 +213,15 @@ func (c *completer) flush(ctx context.Context) error {
 		res.Sent = len(sent)
 	}
 	if len(retry) > 0 {
-		err := e.health.call(ctx, "MessageMarkRetry", func(ctx context.Context) error {
-			_, err := e.store.MessageMarkRetry(ctx, retry)
+		var changed int
+		err := e.health.call(ctx, "MessageMarkRetry", func(ctx context.Context) (err error) {
+			changed, err = e.store.MessageMarkRetry(ctx, retry)
 			return err
 		})
 		if err != nil {
 			return err
 		}
+		c.warnLost("retry", len(retry), changed)
 		for _, p := range retry {
 			ev(p.ID, store.StatusQueued)
 		}
@@ -225,13 +229,15 @@ func (c *completer) flush(ctx context.Context) error {
 		res.Retry = len(retry)
 	}
 	if len(failed) > 0 {
-		err := e.health.call(ctx, "MessageMarkFailed", func(ctx context.Context) error {
-			_, err := e.store.MessageMarkFailed(ctx, failed)
+		var changed int
+		err := e.health.call(ctx, "MessageMarkFailed", func(ctx context.Context) (err error) {
+			changed, err = e.store.MessageMarkFailed(ctx, failed)
 			return err
 		})
 		if err != nil {
 			return err
 		}
+		c.warnLost("failed", len(failed), changed)
 		for _, p := range failed {
 			ev(p.ID, store.StatusFailed)
 		}
@@ -245,6 +251,20 @@ func (c *completer) flush(ctx context.Context) error {
 	c.flushed.signal(res)
 	e.log.Debug("send results written", "sent", res.Sent, "retry", res.Retry, "failed", res.Failed, "took", time.Since(began).Round(time.Microsecond).String())
 	return nil
+}
+
+// warnLost logs results the store skipped because their message was no
+// longer SENDING under this node: its lease expired before the result was
+// written, the rescuer returned it to the queue, and it is (or was) sent
+// again. A few after an outage are expected; a steady stream means results
+// are written slower than leases allow (raise Lease, or find what slows
+// the database).
+func (c *completer) warnLost(kind string, written, changed int) {
+	if changed >= written {
+		return
+	}
+	c.e.log.Warn("send results arrived after their lease expired: the rescuer had already returned those messages to the queue, so they may be sent twice",
+		"result", kind, "results", written, "lost", written-changed, "lease", c.e.cfg.Lease.String())
 }
 
 // forget drops written results from the front of the pending lists.

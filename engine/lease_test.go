@@ -68,6 +68,7 @@ func TestSlowResultWritesDoNotExpireLeases(t *testing.T) {
 	}, 60*time.Second, 100*time.Millisecond, "every message SENT")
 
 	require.NotContains(t, b.logs.String(), "rescued messages whose lease expired")
+	require.NotContains(t, b.logs.String(), "send results arrived after their lease expired")
 	mu.Lock()
 	defer mu.Unlock()
 	twice := 0
