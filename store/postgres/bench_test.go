@@ -33,6 +33,7 @@ func benchmarkCycle(b *testing.B, batch int) {
 	s := newBenchStore(b)
 	ctx := b.Context()
 	cpu0, pg0 := cpuTime(b, s)
+	wal0 := walPosition(b, s)
 	c, err := s.ChannelCreate(ctx, store.Channel{Name: "bench", Type: "simulator", Enabled: true})
 	require.NoError(b, err)
 	channels := []int64{c.ID}
@@ -85,6 +86,7 @@ func benchmarkCycle(b *testing.B, batch int) {
 	}
 	b.StopTimer()
 	cpu1, pg1 := cpuTime(b, s)
+	wal1 := walPosition(b, s)
 	msgsPerCPUSecond := float64(b.N*batch) / (cpu1 - cpu0).Seconds()
 	b.ReportMetric(float64((pg1-pg0).Microseconds())/float64(b.N*batch), "pg-cpu-µs/msg")
 	b.ReportMetric(float64((cpu1-cpu0-(pg1-pg0)).Microseconds())/float64(b.N*batch), "go-cpu-µs/msg")
@@ -93,6 +95,9 @@ func benchmarkCycle(b *testing.B, batch int) {
 	// process and its PostgreSQL backends used is the stable figure. A
 	// single busy core does msgs/cpu-s messages per second.
 	b.ReportMetric(msgsPerCPUSecond, "msgs/cpu-s")
+	// WAL is written by every session of the server: the figure is exact
+	// only on a server that runs nothing else.
+	b.ReportMetric(float64(wal1-wal0)/float64(b.N*batch), "wal-B/msg")
 	for i, name := range []string{"insert", "route", "claim", "sent", "report"} {
 		b.ReportMetric(float64(steps[i].Microseconds())/float64(b.N*batch), name+"-µs/msg")
 	}
@@ -127,6 +132,13 @@ func cpuTime(b *testing.B, s *postgres.Store) (total, pg time.Duration) {
 		pg += time.Duration((utime + stime) / ticks * float64(time.Second))
 	}
 	return total + pg, pg
+}
+
+// walPosition returns the server's current WAL insert position in bytes.
+func walPosition(b *testing.B, s *postgres.Store) int64 {
+	var pos int64
+	require.NoError(b, s.Pool().QueryRow(b.Context(), `SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn`).Scan(&pos))
+	return pos
 }
 
 // BenchmarkCycleParallel runs the cycle of BenchmarkCycle in two pipelines
