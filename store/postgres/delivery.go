@@ -22,12 +22,15 @@ const (
 // routeSQL locks due SCHEDULED rows (both arms use IX_Messages_Scheduled:
 // ScheduledTime NULL in ID order, passed ScheduledTime in time order) with
 // SKIP LOCKED so that several nodes route at once, decides each row's fate
-// and updates them in the same statement.
+// and updates them in the same statement. The first arm orders by
+// (ScheduledTime, ID), which is ID order among the NULLs, so that it reads
+// the index in its own order and stops after $2 rows: ORDER BY ID alone
+// made PostgreSQL read and sort every unscheduled row of the backlog.
 var routeSQL = `
 WITH unscheduled AS (
 	SELECT ID, ChannelID, ValidUntil FROM Messages
 	WHERE Status = 'SCHEDULED' AND ScheduledTime IS NULL AND Direction = 'OUT'
-	ORDER BY ID LIMIT $2 FOR UPDATE SKIP LOCKED
+	ORDER BY ScheduledTime, ID LIMIT $2 FOR UPDATE SKIP LOCKED
 ), scheduled AS (
 	SELECT ID, ChannelID, ValidUntil FROM Messages
 	WHERE Status = 'SCHEDULED' AND ScheduledTime <= ` + nowSQL + ` AND Direction = 'OUT'
