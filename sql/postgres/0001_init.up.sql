@@ -57,8 +57,15 @@ CREATE INDEX IX_Messages_Sending ON Messages (LeaseExpires) WHERE Status = 'SEND
 CREATE INDEX IX_Messages_Sent ON Messages (SentTime) WHERE Status = 'SENT' AND RequestDeliveryReport;
 -- The application's idempotency key.
 CREATE UNIQUE INDEX UX_Messages_ClientReference ON Messages (ClientReference) WHERE ClientReference IS NOT NULL;
-CREATE INDEX IX_Messages_Created ON Messages (CreatedTime);
-CREATE INDEX IX_Messages_ToAddress ON Messages (ToAddress);
+-- Browsing by time. Every status transition writes a new version of the
+-- row (Status is in the partial indexes' predicates, so no update is HOT)
+-- and every B-tree index of the table gets an entry for it: a B-tree here
+-- would cost five index insertions per message. A BRIN index costs next to
+-- nothing to maintain and suits CreatedTime, which grows with the table.
+-- There is no index on ToAddress for the same reason: MessageList's
+-- Address filter (ToAddress or FromAddress) cannot use one alone anyway;
+-- add one if your own queries search by recipient.
+CREATE INDEX IX_Messages_Created ON Messages USING BRIN (CreatedTime);
 
 CREATE TABLE MessageParts (
     MessageID     BIGINT       NOT NULL,
@@ -72,10 +79,11 @@ CREATE TABLE MessageParts (
     SentTime      TIMESTAMP(3) NULL,
     DeliveredTime TIMESTAMP(3) NULL,
     CONSTRAINT PK_MessageParts PRIMARY KEY (MessageID, PartNumber)
-) WITH (fillfactor = 80);
+) WITH (fillfactor = 50);
 -- Free space on each page lets the delivery report's update of a part
 -- (Status, ErrorCode, DeliveredTime: no indexed column) be a HOT update,
--- which writes no index entries.
+-- which writes no index entries. Every part is updated about once, soon
+-- after it is written: half a page leaves room for every row's update.
 
 CREATE INDEX IX_MessageParts_Reference ON MessageParts (ChannelID, Reference) WHERE Reference IS NOT NULL;
 
