@@ -55,14 +55,23 @@ type Channel struct {
 	pausedUntil time.Time
 	pauseLen    time.Duration
 
-	reports  chan inboundItem
-	incoming chan inboundItem
-	asm      *reassembler
+	reports     chan inboundItem
+	incoming    chan inboundItem
+	asm         *reassembler
+	deferLogged atomic.Int64 // when enqueue last logged (Unix nanoseconds)
 
 	statusMu sync.Mutex
 
 	stats counters
 }
+
+// reportQueue and incomingQueue are how many delivery reports and incoming
+// messages may wait for their commit; beyond that they are deferred (see
+// enqueue).
+const (
+	reportQueue   = 8192
+	incomingQueue = 1024
+)
 
 // New builds an SMPP channel from its configuration; it is the factory
 // registered as channel type "smpp".
@@ -88,8 +97,8 @@ func newChannel(cfg channels.Config) (*Channel, error) {
 		log:      log,
 		refs:     newRefCounters(),
 		bucket:   newTokenBucket(set.Throughput),
-		reports:  make(chan inboundItem, 8192),
-		incoming: make(chan inboundItem, 1024),
+		reports:  make(chan inboundItem, reportQueue),
+		incoming: make(chan inboundItem, incomingQueue),
 		pauseLen: time.Duration(set.ThrottlePause),
 	}
 	c.asm = newReassembler(c)
@@ -324,7 +333,7 @@ func (b *tokenBucket) take(ctx context.Context) error {
 type counters struct {
 	submits, resubmits, timeouts, lost, pauses atomic.Int64
 	reports, reportsUnmatched, incoming        atomic.Int64
-	reconnects, malformed                      atomic.Int64
+	reconnects, malformed, deferred            atomic.Int64
 	mu                                         sync.Mutex
 	byStatus                                   map[uint32]int64
 }
@@ -348,6 +357,7 @@ type Stats struct {
 	Pauses     int64            // channel pauses for throttling
 	Reports    int64            // delivery reports committed
 	Incoming   int64            // incoming messages committed
+	Deferred   int64            // deliver_sm/data_sm answered ESME_RX_T_APPN because the database was behind
 	Reconnects int64            // connections lost or refused
 	Malformed  int64            // malformed PDUs received
 	Window     int              // submit_sm awaiting a response now, over all binds
@@ -360,7 +370,7 @@ func (c *Channel) Stats() Stats {
 	st := Stats{
 		Submits: c.stats.submits.Load(), Resubmits: c.stats.resubmits.Load(),
 		Timeouts: c.stats.timeouts.Load(), Lost: c.stats.lost.Load(), Pauses: c.stats.pauses.Load(),
-		Reports: c.stats.reports.Load(), Incoming: c.stats.incoming.Load(),
+		Reports: c.stats.reports.Load(), Incoming: c.stats.incoming.Load(), Deferred: c.stats.deferred.Load(),
 		Reconnects: c.stats.reconnects.Load(), Malformed: c.stats.malformed.Load(),
 		Responses: map[string]int64{},
 	}
@@ -403,7 +413,7 @@ func (c *Channel) statsLoop(ctx context.Context) {
 				resp = append(resp, fmt.Sprintf("%s=%d", n, st.Responses[n]))
 			}
 			c.log.Info("smpp: counters", "submits", st.Submits, "resubmits", st.Resubmits, "responses", strings.Join(resp, ","),
-				"timeouts", st.Timeouts, "lost", st.Lost, "pauses", st.Pauses, "reports", st.Reports, "incoming", st.Incoming,
+				"timeouts", st.Timeouts, "lost", st.Lost, "pauses", st.Pauses, "reports", st.Reports, "incoming", st.Incoming, "deferred", st.Deferred,
 				"reconnects", st.Reconnects, "malformed", st.Malformed, "window", st.Window, "windowSize", st.WindowSize, "bound", st.Bound)
 		}
 	}

@@ -68,10 +68,7 @@ func (c *Channel) inbound(cn *conn, p *pdu.PDU) {
 		if rep.State == "" {
 			rep.State = "UNKNOWN"
 		}
-		select {
-		case c.reports <- inboundItem{report: rep, acks: []ack{a}}:
-		case <-cn.closed: // stopping or reconnecting: the SMSC delivers it again
-		}
+		c.enqueue(c.reports, inboundItem{report: rep, acks: []ack{a}}, "delivery report")
 		return
 	}
 	if p.ESMClass&pdu.ESMTypeMask != 0 {
@@ -82,6 +79,45 @@ func (c *Channel) inbound(cn *conn, p *pdu.PDU) {
 		return
 	}
 	c.asm.add(a, p)
+}
+
+// enqueue hands an item to its committer without waiting. The read loop
+// that calls it also carries the submit_sm_resp of every message in
+// flight: if it waited for a database that is slow or down, responses
+// would sit unread until they time out, and those messages would be sent
+// again. So when the queue is full (the database is that far behind), the
+// item's PDUs are answered ESME_RX_T_APPN at once and the SMSC delivers
+// them again later; nothing is lost and nothing is acknowledged before it
+// is committed.
+//
+// An item one of whose connections has closed is not committed either:
+// the SMSC delivers that PDU again, and the others are answered
+// ESME_RX_T_APPN so that they come again with it.
+func (c *Channel) enqueue(q chan inboundItem, it inboundItem, what string) {
+	for _, a := range it.acks {
+		select {
+		case <-a.cn.closed:
+			for _, b := range it.acks {
+				b.send(pdu.StatusRxTAppN) // a no-op on the closed one
+			}
+			return
+		default:
+		}
+	}
+	select {
+	case q <- it:
+		return
+	default:
+	}
+	c.stats.deferred.Add(int64(len(it.acks)))
+	for _, a := range it.acks {
+		a.send(pdu.StatusRxTAppN)
+	}
+	now := time.Now().UnixNano()
+	if last := c.deferLogged.Load(); now-last > int64(10*time.Second) && c.deferLogged.CompareAndSwap(last, now) {
+		c.log.Warn("smpp: the database is behind: answering ESME_RX_T_APPN so that the SMSC delivers again later",
+			"what", what, "queued", len(q), "deferredSoFar", c.stats.deferred.Load())
+	}
 }
 
 // inboundLoop commits items in batches: it takes what is queued (up to
@@ -205,10 +241,7 @@ func (r *reassembler) add(a ack, p *pdu.PDU) {
 		c.log.Warn("smpp: incoming message has a malformed header: storing it as it is", "bind", a.cn.s.n, "err", err, "pdu", p.String())
 	}
 	if !multi {
-		select {
-		case c.incoming <- inboundItem{incoming: c.makeIncoming(p, []piece{{num: 1, data: data, dc: p.DataCoding}}, 1), acks: []ack{a}}:
-		case <-a.cn.closed:
-		}
+		c.enqueue(c.incoming, inboundItem{incoming: c.makeIncoming(p, []piece{{num: 1, data: data, dc: p.DataCoding}}, 1), acks: []ack{a}}, "incoming message")
 		return
 	}
 	key := fmt.Sprintf("%d/%d/%s|%d/%d/%s|%d|%d", p.SourceTON, p.SourceNPI, p.Source, p.DestTON, p.DestNPI, p.Dest, ref, total)
@@ -255,11 +288,7 @@ func (r *reassembler) flush(key string, timedOut bool) {
 		acks[i] = pc.a
 	}
 	in := r.c.makeIncoming(g.first, pieces, g.total)
-	select {
-	case r.c.incoming <- inboundItem{incoming: in, acks: acks}:
-	case <-time.After(time.Minute):
-		r.c.log.Error("smpp: incoming queue blocked for a minute: dropping a reassembled message unacknowledged (the SMSC will deliver it again)")
-	}
+	r.c.enqueue(r.c.incoming, inboundItem{incoming: in, acks: acks}, "incoming message")
 }
 
 func (r *reassembler) stop() {
