@@ -347,6 +347,24 @@ func (a *app) openStore(ctx context.Context, migrate bool) (open.Store, error) {
 		}
 		return nil, fmt.Errorf("%w (check --db / HERMOD_DB / db: and that the database server is running and reachable)", err)
 	}
+	if migrate && a.cfg.NoMigrate {
+		// The DBA migrates by hand: say so when the schema is behind,
+		// instead of failing later on a missing table.
+		cur, latest, dirty, err := s.MigrateStatus(ctx)
+		switch {
+		case err != nil:
+			s.Close()
+			return nil, fmt.Errorf("read the schema version of %s: %w", a.dbDisplay(), err)
+		case dirty:
+			s.Close()
+			return nil, fmt.Errorf("the schema of %s is marked dirty by a failed migration (version %d): repair it, then run hermod migrate up", a.dbDisplay(), cur)
+		case cur < latest:
+			s.Close()
+			return nil, fmt.Errorf("the schema of %s is at version %d, this hermod needs %d: run hermod migrate up (or start without --no-migrate)", a.dbDisplay(), cur, latest)
+		case cur > latest:
+			a.logger.Warn("the database schema is newer than this hermod; upgrade hermod", "schema_version", cur, "known_version", latest)
+		}
+	}
 	return s, nil
 }
 

@@ -194,7 +194,7 @@ func (a *app) cmdServiceStatus(_ context.Context, args []string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("service status: %w", err)
+		return fmt.Errorf("service status: the %s service manager did not answer (%w): is hermod installed (hermod service install) and is the service manager running?", service.Platform(), err)
 	}
 	switch st {
 	case service.StatusRunning:
