@@ -103,7 +103,9 @@ func TestThroughputThroughEngine(t *testing.T) {
 
 		start := time.Now()
 		insertErr := make(chan error, 1)
+		lastID := make(chan int64, 1)
 		go func() {
+			var last int64
 			for from := 0; from < n; from += 1000 {
 				batch := make([]store.NewMessage, 0, 1000)
 				for i := from; i < min(n, from+1000); i++ {
@@ -113,38 +115,66 @@ func TestThroughputThroughEngine(t *testing.T) {
 					}
 					batch = append(batch, store.NewMessage{ToAddress: fmt.Sprintf("+4479%08d", i), FromAddress: "Hermod", Body: body, ChannelID: ch.ID})
 				}
-				if _, err := s.MessageInsert(ctx, batch); err != nil {
+				res, err := s.MessageInsert(ctx, batch)
+				if err != nil {
 					insertErr <- err
 					return
 				}
+				last = res[len(res)-1].ID
 			}
+			lastID <- last
 			insertErr <- nil
 		}()
-		var inserted time.Duration
-		deadline := time.Now().Add(time.Duration(n/100+120) * time.Second)
-		for {
-			select {
-			case err := <-insertErr:
-				require.NoError(t, err)
-				inserted = time.Since(start)
-				insertErr = nil
-			default:
-			}
-			counts, err := s.MessageCountByStatus(ctx, store.DirectionOut)
+		var last int64
+		select {
+		case last = <-lastID:
+		case err := <-insertErr:
 			require.NoError(t, err)
-			if counts[store.StatusDelivered] >= n {
-				break
+		}
+		inserted := time.Since(start)
+		require.NoError(t, <-insertErr)
+		// Wait as hermod bench does, so that the wait costs the database
+		// little: the last message by primary key every 50ms, a count
+		// every 2s or when that message is final.
+		deadline := time.Now().Add(time.Duration(n/100+120) * time.Second)
+		var lastCount time.Time
+		for {
+			m, err := s.MessageGet(ctx, last)
+			require.NoError(t, err)
+			if m.Status == store.StatusDelivered || time.Since(lastCount) > 2*time.Second {
+				lastCount = time.Now()
+				counts, err := s.MessageCountByStatus(ctx, store.DirectionOut)
+				require.NoError(t, err)
+				if counts[store.StatusDelivered] >= n {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after %v only %d of %d delivered: %v", time.Since(start), counts[store.StatusDelivered], n, counts)
+				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after %v only %d of %d delivered: %v", time.Since(start), counts[store.StatusDelivered], n, counts)
-			}
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
 		}
 		elapsed := time.Since(start)
-		if insertErr != nil {
-			require.NoError(t, <-insertErr)
-			inserted = elapsed
+		// The figure from the database's own clock, as hermod bench
+		// computes it: first CreatedTime to the last DELIVERED commit.
+		var first, lastUpdate time.Time
+		for after := int64(0); ; {
+			page, err := s.MessageList(ctx, store.MessageFilter{Direction: store.DirectionOut, AfterID: after, Ascending: true, Limit: 10000})
+			require.NoError(t, err)
+			if len(page) == 0 {
+				break
+			}
+			for _, m := range page {
+				after = m.ID
+				if first.IsZero() || m.CreatedTime.Before(first) {
+					first = m.CreatedTime
+				}
+				if m.LastUpdate.After(lastUpdate) {
+					lastUpdate = m.LastUpdate
+				}
+			}
 		}
+		span := lastUpdate.Sub(first)
 		accepted := 0
 		seen := map[string]int{}   // part -> times accepted
 		dests := map[string]bool{} // messages that reached the SMSC
@@ -162,7 +192,8 @@ func TestThroughputThroughEngine(t *testing.T) {
 			}
 		}
 		require.Equal(t, n, len(dests), "every message reached the SMSC")
-		t.Logf("%s: %d messages inserted in %v, all DELIVERED after %v: %.0f msg/s end to end (insert -> DELIVERED committed); %d submits accepted, %d parts sent twice",
-			t.Name(), n, inserted.Round(time.Millisecond), elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), accepted, twice)
+		t.Logf("%s: %d messages inserted in %v (%.0f msg/s), all DELIVERED after %v (wall clock); throughput %.0f msg/s end to end (first INSERT to last DELIVERED commit, database clock: %v); %d submits accepted, %d parts sent twice",
+			t.Name(), n, inserted.Round(time.Millisecond), float64(n)/inserted.Seconds(), elapsed.Round(time.Millisecond),
+			float64(n)/span.Seconds(), span.Round(time.Millisecond), accepted, twice)
 	})
 }
