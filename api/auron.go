@@ -237,7 +237,7 @@ func (s *Server) handleAuronCreate(w http.ResponseWriter, r *http.Request) *prob
 			continue
 		}
 		var fe fieldErrors
-		nm := s.toNewMessage(&fe, "", &cms[i], channelIDs)
+		nm := s.toNewMessage(&fe, fieldPath{}, &cms[i], channelIDs)
 		if len(fe) > 0 {
 			out[i].LastError, out[i].LastErrorDescription = auronInvalid, fe[0].Field+": "+fe[0].Detail
 			continue

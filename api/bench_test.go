@@ -61,21 +61,35 @@ func benchBatch(b *testing.B, pg bool) {
 }
 
 func benchSingle(b *testing.B, pg bool) {
-	body := func(int) []byte { return []byte(`{"ToAddress":"+31612345678","Body":"Your code is 1234"}`) }
-	for _, clients := range []int{1, 16, 64} {
-		b.Run(fmt.Sprint("clients=", clients), func(b *testing.B) {
+	plain := []byte(`{"ToAddress":"+31612345678","Body":"Your code is 1234"}`)
+	channel := []byte(`{"ToAddress":"+31612345678","Body":"Your code is 1234","Channel":"sim"}`)
+	for _, bc := range []struct {
+		name    string
+		clients int    // closed loop
+		rate    int    // open loop
+		body    []byte // the POST body
+	}{
+		{"clients=1", 1, 0, plain},
+		{"clients=16", 16, 0, plain},
+		{"clients=64", 64, 0, plain},
+		{"clients=16/channel", 16, 0, channel},
+		{"rate=500", 0, 500, plain},
+		{"rate=1000", 0, 1000, plain},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
 			lg := newLoadGen(b, pg)
+			_, err := lg.store.ChannelCreate(b.Context(), store.Channel{Name: "sim", Type: testChannelType, Settings: "{}", Enabled: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			body := func(int) []byte { return bc.body }
 			b.ResetTimer()
-			r := lg.closed(clients, body)
-			b.StopTimer()
-			r.report(b, 1)
-		})
-	}
-	for _, rate := range []int{500, 1000} {
-		b.Run(fmt.Sprint("rate=", rate), func(b *testing.B) {
-			lg := newLoadGen(b, pg)
-			b.ResetTimer()
-			r := lg.open(rate, body)
+			var r loadResult
+			if bc.rate > 0 {
+				r = lg.open(bc.rate, body)
+			} else {
+				r = lg.closed(bc.clients, body)
+			}
 			b.StopTimer()
 			r.report(b, 1)
 		})
@@ -95,6 +109,7 @@ type loadGen struct {
 	client *http.Client
 	failed atomic.Bool
 	probe  *insertProbe
+	store  store.Store
 }
 
 // newLoadGen starts a server on a fresh store (PostgreSQL when pg) with
@@ -107,7 +122,7 @@ func newLoadGen(b *testing.B, pg bool) *loadGen {
 	}})
 	tr := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, DisableCompression: true}
 	b.Cleanup(tr.CloseIdleConnections)
-	return &loadGen{b: b, url: tb.srv.URL + "/api/v1/messages", key: tb.sender, client: &http.Client{Transport: tr}, probe: probe}
+	return &loadGen{b: b, url: tb.srv.URL + "/api/v1/messages", key: tb.sender, client: &http.Client{Transport: tr}, probe: probe, store: tb.store}
 }
 
 // insertProbe times the server's MessageInsert calls: how many messages

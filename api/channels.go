@@ -170,6 +170,7 @@ func (s *Server) saveChannel(w http.ResponseWriter, r *http.Request, c *store.Ch
 	if err := s.store.ChannelUpdate(r.Context(), *c); err != nil {
 		return storeProblem(err, "update channel "+c.Name)
 	}
+	s.channels.forget()
 	s.nudge()
 	c2, err := s.store.ChannelGet(r.Context(), c.Name)
 	if err != nil {
@@ -187,6 +188,7 @@ func (s *Server) handleChannelDelete(w http.ResponseWriter, r *http.Request) *pr
 	if err := s.store.ChannelDelete(r.Context(), c.ID); err != nil {
 		return storeProblem(err, "delete channel "+c.Name)
 	}
+	s.channels.forget()
 	s.nudge()
 	w.WriteHeader(http.StatusNoContent)
 	return nil

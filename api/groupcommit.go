@@ -105,14 +105,14 @@ func (ins *inserter) drain() {
 
 // take removes the next group from the queue, in arrival order: at most
 // groupMaxMessages messages (but at least one call), and never two calls
-// that use the same ClientReference, so that the second one finds the
-// first committed and gets the same-content check. Calls left behind keep
-// their place. The caller holds mu.
+// that use the same ClientReference, so that the later one finds the
+// earlier one committed and gets the same-content check. Calls left behind
+// keep their place. The caller holds mu.
 func (ins *inserter) take() []*insertCall {
 	var (
 		group []*insertCall
-		n     int
 		refs  map[string]bool
+		n     int
 		rest  = ins.queue[:0]
 	)
 	for i, c := range ins.queue {

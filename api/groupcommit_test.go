@@ -369,3 +369,54 @@ func jsonBody(t *testing.T, v any) io.Reader {
 func readJSON(resp *http.Response, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// channelCountingStore counts ChannelGet calls.
+type channelCountingStore struct {
+	store.Store
+	gets atomic.Int64
+}
+
+func (s *channelCountingStore) ChannelGet(ctx context.Context, name string) (*store.Channel, error) {
+	s.gets.Add(1)
+	return s.Store.ChannelGet(ctx, name)
+}
+
+func TestSendChannelCache(t *testing.T) {
+	t.Parallel()
+	counting := &channelCountingStore{}
+	b := setup(t, setupOpts{cfg: func(c *Config) {
+		c.KeyCacheTTL = time.Hour
+		start := time.Now()
+		c.now = func() time.Time { return start } // the cache never expires here
+		counting.Store, c.Store = c.Store, counting
+	}})
+	send := func(channel string) (int, []byte) {
+		code, body, _ := b.do(t, "POST", "/api/v1/messages", b.sender, client.NewMessage{ToAddress: "+31612345678", Body: "x", Channel: channel})
+		return code, body
+	}
+
+	code, body := send("later")
+	require.Equal(t, http.StatusBadRequest, code, "%s", body)
+	_, err := b.store.ChannelCreate(t.Context(), store.Channel{Name: "later", Type: testChannelType, Settings: "{}", Enabled: true})
+	require.NoError(t, err)
+	code, body = send("later")
+	require.Equal(t, http.StatusCreated, code, "an unknown name is not cached: %s", body)
+
+	ch, err := b.store.ChannelCreate(t.Context(), store.Channel{Name: "sim", Type: testChannelType, Settings: "{}", Enabled: true})
+	require.NoError(t, err)
+	before := counting.gets.Load()
+	for range 5 {
+		code, body = send("sim")
+		require.Equal(t, http.StatusCreated, code, "%s", body)
+	}
+	require.Equal(t, before+1, counting.gets.Load(), "the channel is read once, then cached")
+	m, err := b.store.MessageGet(t.Context(), decode[client.SendResult](t, body).ID)
+	require.NoError(t, err)
+	require.Equal(t, ch.ID, m.ChannelID)
+
+	code, body, _ = b.do(t, "DELETE", "/api/v1/channels/sim", b.admin, nil)
+	require.Equal(t, http.StatusNoContent, code, "%s", body)
+	code, body = send("sim")
+	require.Equal(t, http.StatusBadRequest, code, "a channel deleted through the API is forgotten at once: %s", body)
+	require.Equal(t, "Channel", decode[client.Problem](t, body).Errors[0].Field)
+}

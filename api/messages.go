@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hermod-sms/hermod/api/client"
@@ -77,14 +78,11 @@ func (s *Server) insert(r *http.Request, msgs []client.NewMessage, batch bool) (
 	nms := make([]store.NewMessage, len(msgs))
 	seen := map[string]int{}
 	for i := range msgs {
-		prefix := ""
-		if batch {
-			prefix = fmt.Sprintf("Messages[%d].", i)
-		}
-		nms[i] = s.toNewMessage(&fe, prefix, &msgs[i], channelIDs)
+		at := fieldPath{batch: batch, i: i}
+		nms[i] = s.toNewMessage(&fe, at, &msgs[i], channelIDs)
 		if ref := msgs[i].ClientReference; ref != "" {
 			if j, dup := seen[ref]; dup {
-				fe.add(prefix+"ClientReference", "%q is also the ClientReference of Messages[%d]: give every message its own key", ref, j)
+				fe.add(at.field("ClientReference"), "%q is also the ClientReference of Messages[%d]: give every message its own key", ref, j)
 			}
 			seen[ref] = i
 		}
@@ -110,11 +108,7 @@ func (s *Server) insert(r *http.Request, msgs []client.NewMessage, batch bool) (
 		}
 		out[i].Status = m.Status
 		if same, field := sameContent(m, &nms[i]); !same {
-			prefix := ""
-			if batch {
-				prefix = fmt.Sprintf("Messages[%d].", i)
-			}
-			conflicts.add(prefix+"ClientReference", "%q belongs to message %d, whose %s differs: use a new ClientReference for a different message, or resend exactly the same content", nms[i].ClientReference, ir.ID, field)
+			conflicts.add(fieldPath{batch: batch, i: i}.field("ClientReference"), "%q belongs to message %d, whose %s differs: use a new ClientReference for a different message, or resend exactly the same content", nms[i].ClientReference, ir.ID, field)
 		}
 	}
 	if len(conflicts) > 0 {
@@ -169,6 +163,11 @@ func (s *Server) resolveChannels(r *http.Request, msgs []client.NewMessage) (map
 		if _, ok := ids[name]; ok {
 			continue
 		}
+		now := s.now()
+		if id, ok := s.channels.get(name, now); ok {
+			ids[name] = id
+			continue
+		}
 		ch, err := s.store.ChannelGet(r.Context(), name)
 		switch {
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrInvalid):
@@ -177,9 +176,60 @@ func (s *Server) resolveChannels(r *http.Request, msgs []client.NewMessage) (map
 			return nil, storeProblem(err, "look up channel "+name)
 		default:
 			ids[name] = ch.ID
+			s.channels.put(name, ch.ID, now)
 		}
 	}
 	return ids, nil
+}
+
+// channelCache keeps the IDs of channel names for at most a second, so
+// that sends naming a channel do not cost a database round trip each.
+// Names that do not exist are not kept: a channel created elsewhere is
+// usable at once. A channel deleted by another process may still be
+// accepted in sends for up to a second, as if the send had come just
+// before the delete (the messages end up NOCHANNEL); a change through this
+// server empties the cache at once.
+type channelCache struct {
+	ttl     time.Duration
+	mu      sync.Mutex
+	entries map[string]channelEntry
+}
+
+type channelEntry struct {
+	id      int64
+	expires time.Time
+}
+
+func (c *channelCache) get(name string, now time.Time) (int64, bool) {
+	if c.ttl <= 0 {
+		return 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[name]
+	if !ok || now.After(e.expires) {
+		return 0, false
+	}
+	return e.id, true
+}
+
+func (c *channelCache) put(name string, id int64, now time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) > 10000 {
+		c.entries = map[string]channelEntry{}
+	}
+	c.entries[name] = channelEntry{id: id, expires: now.Add(c.ttl)}
+}
+
+// forget drops every cached name (after a channel changed).
+func (c *channelCache) forget() {
+	c.mu.Lock()
+	clear(c.entries)
+	c.mu.Unlock()
 }
 
 // storeProblem maps a store error to a problem: the sentinel errors are the

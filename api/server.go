@@ -26,6 +26,7 @@ const (
 	DefaultMaxBatch        = 10000            // messages per POST
 	DefaultMaxBodyLength   = 1600             // characters per message body
 	eventHeartbeat         = 15 * time.Second // SSE comment to keep proxies from closing the stream
+	maxChannelCacheTTL     = time.Second      // how long a channel name's ID is trusted
 )
 
 // Config configures the API server. Only Store is required.
@@ -48,7 +49,9 @@ type Config struct {
 	RateLimit int
 	// KeyCacheTTL is how long a looked-up key is trusted before it is read
 	// again: a key revoked from another process stops working within it.
-	// 0: DefaultKeyCacheTTL; negative: every request reads the key.
+	// The IDs of the channel names that sends use are kept as long, but
+	// at most a second. 0: DefaultKeyCacheTTL; negative: every request
+	// reads the key and the channel.
 	KeyCacheTTL time.Duration
 	// MaxRequestBytes bounds a request body (413 beyond). 0: the default.
 	MaxRequestBytes int64
@@ -85,10 +88,12 @@ type Server struct {
 	mux    *http.ServeMux
 	routes []route
 	keys   *keyCache
-	limit  *limiter
-	own    *Broadcaster // the changes this server makes
-	ins    *inserter    // group commit of small sends
-	now    func() time.Time
+	// channels caches channel IDs by name for sends.
+	channels *channelCache
+	limit    *limiter
+	own      *Broadcaster // the changes this server makes
+	ins      *inserter    // group commit of small sends
+	now      func() time.Time
 }
 
 // NewServer builds the API server on cfg.Store.
@@ -121,14 +126,15 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.now = time.Now
 	}
 	s := &Server{
-		cfg:   cfg,
-		store: cfg.Store,
-		log:   cfg.Logger,
-		mux:   http.NewServeMux(),
-		keys:  &keyCache{ttl: cfg.KeyCacheTTL, entries: map[string]cacheEntry{}},
-		limit: newLimiter(),
-		own:   NewBroadcaster(),
-		now:   cfg.now,
+		cfg:      cfg,
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		mux:      http.NewServeMux(),
+		keys:     &keyCache{ttl: cfg.KeyCacheTTL, entries: map[string]cacheEntry{}},
+		channels: &channelCache{ttl: min(cfg.KeyCacheTTL, maxChannelCacheTTL)},
+		limit:    newLimiter(),
+		own:      NewBroadcaster(),
+		now:      cfg.now,
 	}
 	s.ins = &inserter{store: cfg.Store, log: cfg.Logger, inserted: s.nudge}
 	s.routes = s.routeTable()
