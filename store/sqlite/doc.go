@@ -11,6 +11,17 @@
 // application inserting messages) may share the file: every write
 // transaction is kept short and waits up to the busy timeout for the lock.
 //
+// SQLite has no LISTEN/NOTIFY, so Store.Notifications (store.Notifier)
+// watches PRAGMA data_version on a read connection of its own every few
+// milliseconds: the value moves when any other connection commits, another
+// process's included, and in WAL mode reading it costs no disk I/O and
+// takes no lock a writer waits for. A message the sqlite3 shell inserts into an idle queue thus
+// wakes the engine within Options.NotifyInterval (10ms) rather than at its
+// next idle poll (up to 250ms). The engine's polls themselves read first
+// (SELECT EXISTS) and open a write transaction only when there is work, so
+// that an idle engine neither takes the write lock nor wakes itself: a
+// write transaction that changes nothing does not move data_version.
+//
 // Writes are durable (synchronous=FULL): a message is on disk when the call
 // that wrote it returns. Throughput comes from batching: the engine hands
 // the store hundreds of rows per call and each call is one transaction with

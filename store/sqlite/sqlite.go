@@ -39,8 +39,8 @@ type Options struct {
 	NotifyInterval time.Duration
 }
 
-// Store is store.Store and store.Migrator on one SQLite file. It is safe for
-// concurrent use.
+// Store is store.Store, store.Migrator and store.Notifier on one SQLite
+// file. It is safe for concurrent use.
 type Store struct {
 	path   string
 	logger *slog.Logger
