@@ -345,6 +345,9 @@ func (a *app) openStore(ctx context.Context, migrate bool) (open.Store, error) {
 		if errors.Is(err, open.ErrUnsupported) {
 			return nil, err
 		}
+		if strings.Contains(err.Error(), "(check ") {
+			return nil, err // the backend already says what to check
+		}
 		return nil, fmt.Errorf("%w (check --db / HERMOD_DB / db: and that the database server is running and reachable)", err)
 	}
 	if migrate && a.cfg.NoMigrate {

@@ -18,6 +18,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/hermod-sms/hermod/store"
+	"github.com/hermod-sms/hermod/store/postgres"
 )
 
 func TestVersion(t *testing.T) {
@@ -232,7 +233,7 @@ func TestErrors(t *testing.T) {
 		t.Parallel()
 		e := newTestEnv(t)
 		e.env["HERMOD_DB"] = "postgres://bob:Sup3rSecret@127.0.0.1:1/sms?sslmode=disable&connect_timeout=3"
-		requireOneLineError(t, e.run("channels", "list"), 1, "open postgres database", "bob:xxxxx@127.0.0.1:1", "reachable")
+		requireOneLineError(t, e.run("channels", "list"), 1, "open postgres database", "bob:xxxxx@127.0.0.1:1", "check")
 	})
 	t.Run("MissingDirectory", func(t *testing.T) {
 		t.Parallel()
@@ -327,4 +328,37 @@ func TestSignalStopsRun(t *testing.T) {
 	require.NoError(t, cmd.Wait(), "exit after SIGTERM; stderr: %s", errOut.String())
 	require.Less(t, time.Since(start), 10*time.Second)
 	require.FileExists(t, filepath.Join(dir, "hermod.db"))
+}
+
+// TestPostgresSendShow runs the commands against PostgreSQL, in a schema
+// of its own (HERMOD_POSTGRES_SCHEMA).
+func TestPostgresSendShow(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("HERMOD_TEST_POSTGRES")
+	if url == "" {
+		if os.Getenv("HERMOD_REQUIRE_POSTGRES") != "" {
+			t.Fatal("HERMOD_REQUIRE_POSTGRES is set but HERMOD_TEST_POSTGRES is not")
+		}
+		t.Skip("HERMOD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	}
+	e := newTestEnv(t)
+	schema := "hermod_cli_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	e.env["HERMOD_DB"] = url
+	e.env["HERMOD_POSTGRES_SCHEMA"] = schema
+	t.Cleanup(func() {
+		s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, NoMigrate: true})
+		require.NoError(t, err)
+		defer s.Close()
+		_, err = s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		require.NoError(t, err)
+	})
+
+	e.mustRun("channels", "add", "sim", "--type", "simulator")
+	out := e.mustRun("send", "--to", "+31612345678", "--body", "via postgres", "--channel", "sim")
+	id := strings.TrimSpace(out)
+	show := e.mustRun("messages", "show", id)
+	require.Contains(t, show, `"via postgres"`)
+	require.Contains(t, show, "sim (ID 1)")
+	require.Contains(t, e.mustRun("migrate", "status"), "up to date")
+	require.Contains(t, e.mustRun("messages", "list", "--channel", "sim"), "via postgres")
 }

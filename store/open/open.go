@@ -99,6 +99,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 		u = SQLiteURL(u, opts.BaseDir)
 		s, err = sqlite.Open(ctx, u, sqlite.Options{Logger: opts.Logger, NoMigrate: opts.NoMigrate})
 	case "postgres":
+		u = withConnectTimeout(u)
 		s, err = postgres.Open(ctx, u, postgres.Options{Logger: opts.Logger, Schema: opts.Schema, NoMigrate: opts.NoMigrate})
 	case "sqlserver":
 		s, err = sqlserver.Open(ctx, u, sqlserver.Options{Logger: opts.Logger, NoMigrate: opts.NoMigrate})
@@ -107,6 +108,26 @@ func Open(ctx context.Context, rawURL string, opts Options) (Store, error) {
 		return nil, scrub(fmt.Errorf("open %s database %s: %w", backend, Redact(u), err), rawURL)
 	}
 	return s, nil
+}
+
+// DefaultConnectTimeout bounds connecting to PostgreSQL when the URL sets
+// no connect_timeout, so that an unreachable server is an error within
+// seconds instead of the operating system's TCP timeout of minutes.
+const DefaultConnectTimeout = "15"
+
+// withConnectTimeout adds connect_timeout to a PostgreSQL URL without one.
+func withConnectTimeout(rawURL string) string {
+	pu, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	q := pu.Query()
+	if q.Has("connect_timeout") {
+		return rawURL
+	}
+	q.Set("connect_timeout", DefaultConnectTimeout)
+	pu.RawQuery = q.Encode()
+	return pu.String()
 }
 
 // isSQLitePath reports whether s, without a scheme, looks like a SQLite file.
