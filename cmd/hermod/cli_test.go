@@ -362,3 +362,34 @@ func TestPostgresSendShow(t *testing.T) {
 	require.Contains(t, e.mustRun("migrate", "status"), "up to date")
 	require.Contains(t, e.mustRun("messages", "list", "--channel", "sim"), "via postgres")
 }
+
+func TestChannelRun(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+
+	requireOneLineError(t, e.run("channel", "run", "nope"), 1, `channel "nope" does not exist`)
+
+	e.mustRun("channels", "add", "a", "--type", "simulator")
+	e.mustRun("channels", "add", "b", "--type", "simulator")
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- newApp(out, errOut, e.getenv, e.dir).Main(ctx, []string{"channel", "run", "b"}) }()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), " running: ") }, 30*time.Second, 10*time.Millisecond, errOut.String())
+	require.Contains(t, out.String(), "channels b (simulator)")
+	require.NotContains(t, out.String(), "a (simulator)")
+	cancel()
+	require.Equal(t, 0, <-done, errOut.String())
+}
+
+// TestBenchSmoke runs a tiny benchmark end to end on SQLite.
+func TestBenchSmoke(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+
+	out := e.mustRun("bench", "--n", "300", "--batch", "100", "--idle", "1", "--report-delay", "1ms")
+	for _, want := range []string{"hermod bench: sqlite", "no engine nudge", "throughput:", "insert->SENT:", "idle insert->SENT:", "peak memory:", "duplicates:         0, losses: 0 (of 301 messages"} {
+		require.Contains(t, out, want)
+	}
+	requireOneLineError(t, e.run("bench", "--batch", "0"), 2, "--batch 0 is out of range")
+}
