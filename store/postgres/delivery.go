@@ -193,13 +193,30 @@ const reportInputSrc = `
 	SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::timestamp[])
 		WITH ORDINALITY AS t(ChannelID, Reference, Status, ErrorCode, DoneTime, Ord)`
 
+// reportMessagesSetting is the transaction-local setting through which
+// the statement of applyReportsSQL hands the IDs of the multi-part messages
+// it touched to finishMultiPartSQL, the next statement of the same
+// transaction.
+const reportMessagesSetting = "hermod.report_messages"
+
 // applyReportsSQL builds the statement that applies the reports of the CTE
 // src (ChannelID, Reference, Status, ErrorCode, DoneTime, Ord) to their
-// parts and then to their messages: DELIVERED when every part is delivered,
-// NOTDELIVERED as soon as one part is not. The message rows must already be
-// locked by this transaction (lockReportMessagesSQL), so that the parts it
-// reads are final. With keepUnmatched, reports that found no part are stored
-// in PendingReports. It returns (matched reports, stored reports).
+// parts, and settles the single-part messages at once: such a message
+// follows its one part (DELIVERED, or NOTDELIVERED with the part's
+// ErrorCode), and its UPDATE re-checks the status it waited for. The
+// multi-part messages of the updated parts are locked, in ID order, after
+// the parts are written, and their IDs are left in reportMessagesSetting for
+// finishMultiPartSQL, which must run next in the same transaction. With
+// keepUnmatched, reports that found no part are stored in PendingReports.
+// It returns (matched reports, stored reports, the setting's value).
+//
+// Two transactions applying reports for different parts of one message:
+// the one that locks the message second waits until the first commits, so
+// finishMultiPartSQL's snapshot, taken after the lock, sees every part. The
+// locks are taken after the parts' row locks and in ID order; the parts'
+// row locks are the ones MarkSent takes after its message's, so a report
+// for a message that is being sent again at that very moment can deadlock,
+// which withRetry retries.
 func applyReportsSQL(src string, keepUnmatched bool) string {
 	q := `
 WITH src AS (` + src + `
@@ -213,48 +230,26 @@ WITH src AS (` + src + `
 		DeliveredTime = COALESCE(rd.DoneTime, ` + nowSQL + `)
 	FROM rd WHERE p.ChannelID = rd.ChannelID AND p.Reference = rd.Reference
 	RETURNING p.MessageID, p.PartNumber, p.ChannelID, p.Reference, p.Status, p.ErrorCode, p.DeliveredTime
-), pm AS (
-	-- The new state of the updated parts, per message. The parts' other
-	-- rows are read below from the statement's snapshot, which does not
-	-- show pu's changes: these arrays overlay them. (Arrays rather than a
-	-- join with pu keep the plan linear: the planner cannot estimate pu.)
-	SELECT MessageID, array_agg(PartNumber) AS Nums, array_agg(Status) AS Statuses,
-		array_agg(ErrorCode) AS ErrorCodes, array_agg(DeliveredTime) AS DoneTimes
-	FROM pu GROUP BY MessageID
-), agg AS (
-	SELECT pm.MessageID,
-		count(*) AS Total,
-		count(*) FILTER (WHERE x.Status = 'DELIVERED') AS Delivered,
-		count(*) FILTER (WHERE x.Status = 'NOTDELIVERED') AS Failed,
-		max(x.DeliveredTime) AS Done,
-		(array_agg(COALESCE(x.ErrorCode, '') ORDER BY p.PartNumber) FILTER (WHERE x.Status = 'NOTDELIVERED'))[1] AS ErrorCode,
-		(array_agg(p.PartNumber ORDER BY p.PartNumber) FILTER (WHERE x.Status = 'NOTDELIVERED'))[1] AS FailedPart
-	FROM pm
-	JOIN MessageParts p ON p.MessageID = pm.MessageID
-	CROSS JOIN LATERAL (
-		SELECT array_position(pm.Nums, p.PartNumber) AS i
-	) pos
-	CROSS JOIN LATERAL (
-		SELECT CASE WHEN pos.i IS NULL THEN p.Status ELSE pm.Statuses[pos.i] END AS Status,
-		       CASE WHEN pos.i IS NULL THEN p.ErrorCode ELSE pm.ErrorCodes[pos.i] END AS ErrorCode,
-		       CASE WHEN pos.i IS NULL THEN p.DeliveredTime ELSE pm.DoneTimes[pos.i] END AS DeliveredTime
-	) x
-	GROUP BY pm.MessageID
-), mu AS (
+), single AS (
 	UPDATE Messages m
-	SET Status = CASE WHEN a.Failed > 0 THEN 'NOTDELIVERED' ELSE 'DELIVERED' END,
-		DeliveredTime = CASE WHEN a.Failed > 0 THEN NULL ELSE a.Done END,
-		ErrorCode = CASE WHEN a.Failed > 0 THEN NULLIF(a.ErrorCode, '') ELSE NULL END,
-		StatusDetails = CASE WHEN a.Failed > 0 THEN 'part ' || a.FailedPart || ' was not delivered' ELSE NULL END,
+	SET Status = pu.Status,
+		DeliveredTime = CASE WHEN pu.Status = 'DELIVERED' THEN pu.DeliveredTime END,
+		ErrorCode = CASE WHEN pu.Status = 'DELIVERED' THEN NULL ELSE pu.ErrorCode END,
+		StatusDetails = CASE WHEN pu.Status = 'DELIVERED' THEN NULL ELSE 'part ' || pu.PartNumber || ' was not delivered' END,
 		TriggerStatus = '',
 		LastUpdate = ` + nowSQL + `,
-		Trace = ` + traceSQL("m.Trace", "CASE WHEN a.Failed > 0 THEN 'NOTDELIVERED' ELSE 'DELIVERED' END",
-		`CASE WHEN a.Failed > 0 THEN 'part ' || a.FailedPart || ' was not delivered' || CASE WHEN COALESCE(a.ErrorCode, '') <> '' THEN ', error ' || a.ErrorCode ELSE '' END ELSE a.Total || ' of ' || a.Total || ' parts delivered' END`) + `
-	FROM agg a
-	WHERE m.ID = a.MessageID AND m.Status IN ('SENT', 'NOREPORT')
-	  AND (a.Failed > 0 OR (a.Delivered = a.Total AND a.Total >= m.TotalParts))
-	RETURNING m.ID
+		Trace = ` + traceSQL("m.Trace", "pu.Status",
+		`CASE WHEN pu.Status = 'DELIVERED' THEN '1 of 1 parts delivered' ELSE 'part ' || pu.PartNumber || ' was not delivered' || CASE WHEN pu.ErrorCode IS NOT NULL THEN ', error ' || pu.ErrorCode ELSE '' END END`) + `
+	FROM pu
+	WHERE m.ID = pu.MessageID AND m.TotalParts <= 1 AND m.Status IN ('SENT', 'NOREPORT')
+), multi AS (
+	SELECT m.ID FROM Messages m
+	WHERE m.ID IN (SELECT MessageID FROM pu) AND m.TotalParts > 1
+	ORDER BY m.ID
+	FOR UPDATE
 )`
+	matched := `(SELECT count(*) FROM src s WHERE EXISTS (SELECT 1 FROM pu WHERE pu.ChannelID = s.ChannelID AND pu.Reference = s.Reference))`
+	setting := `set_config('` + reportMessagesSetting + `', COALESCE((SELECT array_agg(ID)::text FROM multi), ''), true)`
 	if keepUnmatched {
 		q += `, pend AS (
 	INSERT INTO PendingReports (ChannelID, Reference, Status, ErrorCode, DoneTime)
@@ -264,44 +259,51 @@ WITH src AS (` + src + `
 	ORDER BY s.Ord
 	RETURNING 1
 )
-SELECT (SELECT count(*) FROM src s WHERE EXISTS (SELECT 1 FROM pu WHERE pu.ChannelID = s.ChannelID AND pu.Reference = s.Reference)),
-       (SELECT count(*) FROM pend)`
+SELECT ` + matched + `, (SELECT count(*) FROM pend), ` + setting
 	} else {
 		q += `
-SELECT (SELECT count(*) FROM src), 0::bigint`
+SELECT (SELECT count(*) FROM src), 0::bigint, ` + setting
 	}
 	return q
 }
+
+// finishMultiPartSQL settles the multi-part messages that applyReportsSQL
+// locked, from all their parts as they are now: DELIVERED when every part
+// is delivered (DeliveredTime = the last part's), NOTDELIVERED as soon as
+// one part is not (ErrorCode and StatusDetails name the first such part).
+// Without multi-part messages it does nothing.
+var finishMultiPartSQL = `
+WITH ids AS (
+	SELECT DISTINCT unnest(COALESCE(NULLIF(current_setting('` + reportMessagesSetting + `', true), ''), '{}')::bigint[]) AS ID
+), agg AS (
+	SELECT p.MessageID,
+		count(*) AS Total,
+		count(*) FILTER (WHERE p.Status = 'DELIVERED') AS Delivered,
+		count(*) FILTER (WHERE p.Status = 'NOTDELIVERED') AS Failed,
+		max(p.DeliveredTime) AS Done,
+		(array_agg(COALESCE(p.ErrorCode, '') ORDER BY p.PartNumber) FILTER (WHERE p.Status = 'NOTDELIVERED'))[1] AS ErrorCode,
+		(array_agg(p.PartNumber ORDER BY p.PartNumber) FILTER (WHERE p.Status = 'NOTDELIVERED'))[1] AS FailedPart
+	FROM ids JOIN MessageParts p ON p.MessageID = ids.ID
+	GROUP BY p.MessageID
+)
+UPDATE Messages m
+SET Status = CASE WHEN a.Failed > 0 THEN 'NOTDELIVERED' ELSE 'DELIVERED' END,
+	DeliveredTime = CASE WHEN a.Failed > 0 THEN NULL ELSE a.Done END,
+	ErrorCode = CASE WHEN a.Failed > 0 THEN NULLIF(a.ErrorCode, '') ELSE NULL END,
+	StatusDetails = CASE WHEN a.Failed > 0 THEN 'part ' || a.FailedPart || ' was not delivered' ELSE NULL END,
+	TriggerStatus = '',
+	LastUpdate = ` + nowSQL + `,
+	Trace = ` + traceSQL("m.Trace", "CASE WHEN a.Failed > 0 THEN 'NOTDELIVERED' ELSE 'DELIVERED' END",
+	`CASE WHEN a.Failed > 0 THEN 'part ' || a.FailedPart || ' was not delivered' || CASE WHEN COALESCE(a.ErrorCode, '') <> '' THEN ', error ' || a.ErrorCode ELSE '' END ELSE a.Total || ' of ' || a.Total || ' parts delivered' END`) + `
+FROM agg a
+WHERE m.ID = a.MessageID AND m.Status IN ('SENT', 'NOREPORT')
+  AND (a.Failed > 0 OR (a.Delivered = a.Total AND a.Total >= m.TotalParts))`
 
 var (
 	applyInputReportsSQL   = applyReportsSQL(reportInputSrc, true)
 	applyPendingForSentSQL = applyReportsSQL(pendingForMessagesSrc, false)
 	applyPendingAllSQL     = applyReportsSQL(pendingAllSrc, false)
 )
-
-// lockReportMessagesSQL locks, in ID order, the multi-part messages owning
-// the parts that the reports in $1/$2 name, so that concurrent reports for
-// different parts of one message are applied one after the other and the
-// last sees every part. A single-part message needs no lock: its status
-// follows its one part, and its UPDATE re-checks the status it waited for.
-const lockReportMessagesSQL = `
-SELECT m.ID FROM Messages m
-WHERE m.TotalParts > 1 AND m.ID IN (
-	SELECT p.MessageID FROM MessageParts p
-	JOIN unnest($1::int[], $2::text[]) AS r(ChannelID, Reference)
-	  ON p.ChannelID = r.ChannelID AND p.Reference = r.Reference)
-ORDER BY m.ID
-FOR UPDATE`
-
-// lockPendingMessagesSQL does the same for every PendingReport whose part
-// exists.
-const lockPendingMessagesSQL = `
-SELECT m.ID FROM Messages m
-WHERE m.ID IN (
-	SELECT p.MessageID FROM PendingReports pr
-	JOIN MessageParts p ON p.ChannelID = pr.ChannelID AND p.Reference = pr.Reference)
-ORDER BY m.ID
-FOR UPDATE`
 
 // MessageMarkSent makes claimed messages SENT, writes their parts and
 // applies the PendingReports that were waiting for those parts, in one
@@ -343,10 +345,7 @@ func (s *Store) MessageMarkSent(ctx context.Context, p []store.SentParams) (int,
 		b.Queue(markSentSQL, ids, owners, refs, totals, notes, partIDs, partNums, partRefs).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&changed)
 		})
-		b.Queue(applyPendingForSentSQL, ids).QueryRow(func(row pgx.Row) error {
-			var matched, stored int
-			return row.Scan(&matched, &stored)
-		})
+		queueApplyReports(b, applyPendingForSentSQL, nil, ids)
 		return s.pool.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
@@ -434,16 +433,31 @@ func (s *Store) MessageReportApply(ctx context.Context, p []store.ReportParams) 
 	var res store.ReportResult
 	err := s.withRetry(ctx, "apply reports", func() error {
 		b := &pgx.Batch{}
-		b.Queue(lockReportMessagesSQL, channels, refs)
-		b.Queue(applyInputReportsSQL, channels, refs, statuses, codes, done).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&res.Matched, &res.Pending)
-		})
+		queueApplyReports(b, applyInputReportsSQL, &res, channels, refs, statuses, codes, done)
 		return s.pool.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
 		return store.ReportResult{}, mapError("apply delivery reports", err)
 	}
 	return res, nil
+}
+
+// queueApplyReports queues a statement of applyReportsSQL and, after it,
+// finishMultiPartSQL, which must follow it in the same transaction (a
+// batch runs in one). The counts go to res when it is not nil.
+func queueApplyReports(b *pgx.Batch, apply string, res *store.ReportResult, args ...any) {
+	b.Queue(apply, args...).QueryRow(func(row pgx.Row) error {
+		var matched, stored int
+		var multi string
+		if err := row.Scan(&matched, &stored, &multi); err != nil {
+			return err
+		}
+		if res != nil {
+			res.Matched, res.Pending = matched, stored
+		}
+		return nil
+	})
+	b.Queue(finishMultiPartSQL)
 }
 
 var rescueSQL = `
@@ -518,8 +532,7 @@ func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.Sw
 			res.Expired = int(tag.RowsAffected())
 			return nil
 		})
-		b.Queue(lockPendingMessagesSQL)
-		b.Queue(applyPendingAllSQL)
+		queueApplyReports(b, applyPendingAllSQL, nil)
 		b.Queue(`DELETE FROM PendingReports WHERE ReceivedTime <= `+nowSQL+` - $1::bigint * interval '1 millisecond'`,
 			millis(p.PendingReportTTL)).Exec(func(tag pgconn.CommandTag) error {
 			res.PendingDeleted = int(tag.RowsAffected())

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hermod-sms/hermod/store"
@@ -404,6 +406,79 @@ func TestReportsMultiPart(t *testing.T) {
 	for _, p := range parts {
 		require.Equal(t, store.PartDelivered, p.Status)
 		require.Equal(t, c.ID, p.ChannelID)
+	}
+}
+
+// TestReportsMultiPartConcurrent applies the reports of the two parts of
+// many messages from two sessions at once, in opposite orders, mixed with
+// single-part messages: every message must end DELIVERED, whichever
+// transaction commits first.
+func TestReportsMultiPartConcurrent(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := testContext(t)
+	c := createChannel(t, s, "c")
+	const n = 200
+	msgs := make([]store.NewMessage, n)
+	for i := range msgs {
+		msgs[i] = store.NewMessage{ToAddress: "+31600000001", ChannelID: c.ID, Body: "two parts"}
+	}
+	insert(t, s, msgs...)
+	_, err := s.MessageRoute(ctx, store.RouteParams{Channels: []int64{c.ID}})
+	require.NoError(t, err)
+	claimed, err := s.MessageClaim(ctx, store.ClaimParams{ChannelID: c.ID, Limit: n, Owner: "n1", Lease: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, claimed, n)
+
+	var sent []store.SentParams
+	var first, second []store.ReportParams
+	for i, m := range claimed {
+		ref := fmt.Sprintf("m%d", m.ID)
+		if i%3 == 0 { // a single-part message among the multi-part ones
+			sent = append(sent, store.SentParams{ID: m.ID, Owner: "n1", Reference: ref})
+			first = append(first, store.ReportParams{ChannelID: c.ID, Reference: ref, Status: store.PartDelivered})
+			continue
+		}
+		sent = append(sent, store.SentParams{ID: m.ID, Owner: "n1", Reference: ref + "-1",
+			Parts: []store.Part{{PartNumber: 1, Reference: ref + "-1"}, {PartNumber: 2, Reference: ref + "-2"}}})
+		first = append(first, store.ReportParams{ChannelID: c.ID, Reference: ref + "-1", Status: store.PartDelivered})
+		second = append(second, store.ReportParams{ChannelID: c.ID, Reference: ref + "-2", Status: store.PartDelivered})
+	}
+	k, err := s.MessageMarkSent(ctx, sent)
+	require.NoError(t, err)
+	require.Equal(t, n, k)
+	slices.Reverse(second)
+
+	// A third session locks the first part of each batch, so that both
+	// batches start, wait for it, and then run side by side.
+	tx, err := s.Pool().Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var blocker int
+	require.NoError(t, tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&blocker))
+	_, err = tx.Exec(ctx, `SELECT 1 FROM MessageParts WHERE Reference IN ($1, $2) FOR UPDATE`, first[0].Reference, second[0].Reference)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for _, reports := range [][]store.ReportParams{first, second} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := s.MessageReportApply(ctx, reports)
+			assert.NoError(t, err)
+			assert.Equal(t, len(reports), res.Matched)
+		}()
+	}
+	require.Eventually(t, func() bool {
+		var waiting int
+		err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))`, blocker).Scan(&waiting)
+		return err == nil && waiting == 2
+	}, 10*time.Second, 5*time.Millisecond, "both batches wait for the locked parts")
+	require.NoError(t, tx.Rollback(ctx))
+	wg.Wait()
+	for _, m := range claimed {
+		got := get(t, s, m.ID)
+		require.Equal(t, store.StatusDelivered, got.Status, "message %d", m.ID)
+		require.Equal(t, []string{"QUEUED", "SENDING", "SENT", "DELIVERED"}, traceStatuses(t, got.Trace))
 	}
 }
 
