@@ -133,7 +133,7 @@ func TestEndToEndThroughEngine(t *testing.T) {
 		dropped := make(chan struct{})
 		go func() {
 			defer close(dropped)
-			for len(srv.Submits()) < n {
+			for srv.SubmitCount() < n {
 				time.Sleep(2 * time.Millisecond)
 			}
 			srv.RefuseBinds(0, refuse)

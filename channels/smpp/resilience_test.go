@@ -37,7 +37,7 @@ func TestDisconnectAndBindRefusal(t *testing.T) {
 		msgs = append(msgs, msg(int64(i+1), fmt.Sprintf("+4479%08d", i), mixedBody(i)))
 	}
 	go func() {
-		for len(b.srv.Submits()) < 150 {
+		for b.srv.SubmitCount() < 150 {
 			time.Sleep(time.Millisecond)
 		}
 		b.srv.RefuseBinds(0, 700*time.Millisecond)

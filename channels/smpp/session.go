@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hermod-sms/hermod/channels/smpp/internal/pdu"
@@ -37,12 +38,13 @@ type request struct {
 
 // conn is one TCP (or TLS) connection of a session.
 type conn struct {
-	s      *session
-	nc     net.Conn
-	wmu    sync.Mutex
-	w      *bufio.Writer
-	closed chan struct{}
-	once   sync.Once
+	s       *session
+	nc      net.Conn
+	wmu     sync.Mutex
+	w       *bufio.Writer
+	writers atomic.Int32 // writes waiting for or holding wmu; the last one flushes
+	closed  chan struct{}
+	once    sync.Once
 
 	mu      sync.Mutex
 	pending map[uint32]*request
@@ -72,17 +74,22 @@ func (cn *conn) close() {
 }
 
 // write encodes and writes p. Writes are serialized; a failed write closes
-// the connection.
+// the connection. Concurrent writes share one flush (one system call):
+// a writer that sees another one waiting leaves its PDU in the buffer for
+// that one to flush, so under load submits and acknowledgements go out
+// together, and an idle connection still flushes every PDU at once.
 func (cn *conn) write(p *pdu.PDU) error {
 	b, err := pdu.Encode(p)
 	if err != nil {
 		return err
 	}
 	cn.s.c.logPDU(cn.s, "out", p)
+	cn.writers.Add(1)
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
 	cn.nc.SetWriteDeadline(time.Now().Add(time.Duration(cn.s.c.set.ResponseTimeout)))
-	if _, err := cn.w.Write(b); err == nil {
+	_, err = cn.w.Write(b)
+	if cn.writers.Add(-1) == 0 && err == nil {
 		err = cn.w.Flush()
 	}
 	if err != nil {

@@ -40,6 +40,8 @@ import (
 // extension characters, long UCS-2 with emoji) instead of short messages.
 // HERMOD_SMPP_THROUGHPUT_BINDS, _WINDOW, _BATCH and _CONCURRENCY override
 // the channel's binds (2), window (100), batchSize (200) and concurrency (2).
+// HERMOD_SMPP_THROUGHPUT_RECEIPT_DELAY (a duration, default 0: at once)
+// delays the SMSC's receipts after each submit_sm_resp.
 // HERMOD_SMPP_THROUGHPUT_PROFILE=DIR writes CPU and block profiles of the
 // run to DIR (one backend at a time then: -run 'TestThroughputThroughEngine/sqlite').
 func TestThroughputThroughEngine(t *testing.T) {
@@ -56,7 +58,7 @@ func TestThroughputThroughEngine(t *testing.T) {
 			defer profileOnce.Unlock()
 		}
 		ctx := context.Background()
-		srv, err := smsctest.Start(smsctest.Config{})
+		srv, err := smsctest.Start(smsctest.Config{ReceiptDelay: envDuration("HERMOD_SMPP_THROUGHPUT_RECEIPT_DELAY", 0)})
 		require.NoError(t, err)
 		t.Cleanup(srv.Close)
 		settings, _ := json.Marshal(map[string]any{

@@ -50,6 +50,10 @@ type Config struct {
 	Receipts ReceiptMode
 	// ReceiptTLVs adds receipted_message_id and message_state to receipts.
 	ReceiptTLVs bool
+	// ReceiptDelay, with ReceiptsAfter, sends each receipt this long
+	// after its submit_sm_resp (a real network takes seconds); 0 sends it
+	// at once.
+	ReceiptDelay time.Duration
 	// Redeliver is how long the SMSC waits before resending a deliver_sm
 	// that got no response or an error (default 2s).
 	Redeliver time.Duration
@@ -87,7 +91,7 @@ type Server struct {
 	mu          sync.Mutex
 	sessions    map[int]*session
 	nextSession int
-	submits     []Submit
+	submits     []*Submit // pointers: appending to a long run's record copies 8 bytes per submit, not the PDU
 	refuseUntil time.Time
 	refuseWith  uint32
 	throttleTil time.Time
@@ -198,7 +202,18 @@ func (s *Server) DisconnectAll() {
 func (s *Server) Submits() []Submit {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Submit(nil), s.submits...)
+	out := make([]Submit, len(s.submits))
+	for i, sub := range s.submits {
+		out[i] = *sub
+	}
+	return out
+}
+
+// SubmitCount is len(Submits()) without the copy, for loops that poll.
+func (s *Server) SubmitCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.submits)
 }
 
 // Binds is the number of successful binds so far.
@@ -464,7 +479,7 @@ func (ss *session) submit(p *pdu.PDU) {
 		rec.MessageID = formatID(s.nextID, s.cfg.IDFormat, s.cfg.IDPad)
 	}
 	id := s.nextID
-	s.submits = append(s.submits, rec)
+	s.submits = append(s.submits, &rec)
 	s.mu.Unlock()
 
 	if a.Disconnect {
@@ -496,7 +511,11 @@ func (ss *session) submit(p *pdu.PDU) {
 		}
 		ss.write(resp)
 		if receipt != nil && s.cfg.Receipts == ReceiptsAfter {
-			s.Deliver(receipt)
+			if s.cfg.ReceiptDelay > 0 {
+				time.AfterFunc(s.cfg.ReceiptDelay, func() { s.Deliver(receipt) })
+			} else {
+				s.Deliver(receipt)
+			}
 		}
 	}
 	if a.Delay > 0 {
