@@ -32,10 +32,14 @@ import (
 //   - p50-ms, p99-ms: request latency percentiles
 //
 // The clients=N sub-benchmarks keep N requests in flight (a closed loop:
-// the throughput ceiling). The rate=N sub-benchmarks send N requests per
-// second on a fixed schedule whatever the answers (an open loop) and time
-// each request from its scheduled start, so a stalled server shows up as
-// latency, not as a lower rate.
+// the throughput ceiling). The rate=N sub-benchmarks start N requests per
+// second on a fixed schedule whatever the answers (an open loop: a stalled
+// server shows up as latency, not as a lower rate); lag-p99-ms says how late
+// the load generator itself, which shares the CPUs, started them.
+//
+// The server's MessageInsert calls are timed too: msgs/insert is how many
+// messages one database transaction carried (group commit), insert-p99-ms
+// the database's own p99.
 
 // batchSize is the messages per POST of the batch benchmarks.
 const batchSize = 1000
@@ -119,7 +123,7 @@ func newLoadGen(b *testing.B, pg bool) *loadGen {
 	tb := setup(b, setupOpts{postgres: pg, cfg: func(c *Config) {
 		c.KeyCacheTTL = 0
 		probe.Store, c.Store = c.Store, probe
-	}})
+	}, handler: probe.handler})
 	tr := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, DisableCompression: true}
 	b.Cleanup(tr.CloseIdleConnections)
 	return &loadGen{b: b, url: tb.srv.URL + "/api/v1/messages", key: tb.sender, client: &http.Client{Transport: tr}, probe: probe, store: tb.store}
@@ -129,9 +133,10 @@ func newLoadGen(b *testing.B, pg bool) *loadGen {
 // one database transaction carried, and how long the database took.
 type insertProbe struct {
 	store.Store
-	mu   sync.Mutex
-	msgs int
-	durs []time.Duration
+	mu      sync.Mutex
+	msgs    int
+	durs    []time.Duration
+	handled []time.Duration
 }
 
 func (p *insertProbe) MessageInsert(ctx context.Context, msgs []store.NewMessage) ([]store.InsertResult, error) {
@@ -147,8 +152,22 @@ func (p *insertProbe) MessageInsert(ctx context.Context, msgs []store.NewMessage
 
 func (p *insertProbe) reset() {
 	p.mu.Lock()
-	p.msgs, p.durs = 0, nil
+	p.msgs, p.durs, p.handled = 0, nil, nil
 	p.mu.Unlock()
+}
+
+// handler times the server's handling of each request, from the request
+// read to the answer written: the server's share of the latency, without
+// the network, the client and the scheduling of both.
+func (p *insertProbe) handler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		h.ServeHTTP(w, r)
+		d := time.Since(t0)
+		p.mu.Lock()
+		p.handled = append(p.handled, d)
+		p.mu.Unlock()
+	})
 }
 
 // loadResult is what a run measured.
@@ -158,12 +177,14 @@ type loadResult struct {
 	lats    []time.Duration // per request
 	inserts []time.Duration // per MessageInsert
 	msgs    int             // messages inserted
+	lags    []time.Duration // open loop: how late each request was sent
+	handled []time.Duration // per request, in the server's handler
 }
 
 func (lg *loadGen) result(elapsed time.Duration, lats []time.Duration) loadResult {
 	lg.probe.mu.Lock()
 	defer lg.probe.mu.Unlock()
-	return loadResult{n: len(lats), elapsed: elapsed, lats: lats, inserts: slices.Clone(lg.probe.durs), msgs: lg.probe.msgs}
+	return loadResult{n: len(lats), elapsed: elapsed, lats: lats, inserts: slices.Clone(lg.probe.durs), msgs: lg.probe.msgs, handled: slices.Clone(lg.probe.handled)}
 }
 
 // closed runs b.N requests from clients goroutines, each sending its next
@@ -204,6 +225,7 @@ func (lg *loadGen) open(rate int, body func(i int) []byte) loadResult {
 	lg.probe.reset()
 	interval := time.Second / time.Duration(rate)
 	lats := make([]time.Duration, lg.b.N)
+	lags := make([]time.Duration, lg.b.N)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range lg.b.N {
@@ -215,12 +237,15 @@ func (lg *loadGen) open(rate int, body func(i int) []byte) loadResult {
 			break
 		}
 		wg.Go(func() {
+			t0 := time.Now()
 			lg.post(body(i))
-			lats[i] = time.Since(at)
+			lats[i], lags[i] = time.Since(t0), t0.Sub(at)
 		})
 	}
 	wg.Wait()
-	return lg.result(time.Since(start), lats)
+	r := lg.result(time.Since(start), lats)
+	r.lags = lags
+	return r
 }
 
 // post sends one POST and checks that it was accepted.
@@ -261,6 +286,12 @@ func (r loadResult) report(b *testing.B, msgsPerReq int) {
 	b.ReportMetric(float64(r.n)/secs, "req/s")
 	b.ReportMetric(percentile(r.lats, 0.50), "p50-ms")
 	b.ReportMetric(percentile(r.lats, 0.99), "p99-ms")
+	if len(r.handled) > 0 {
+		b.ReportMetric(percentile(r.handled, 0.99), "server-p99-ms")
+	}
+	if len(r.lags) > 0 {
+		b.ReportMetric(percentile(r.lags, 0.99), "lag-p99-ms")
+	}
 	if len(r.inserts) > 0 {
 		b.ReportMetric(float64(r.msgs)/float64(len(r.inserts)), "msgs/insert")
 		b.ReportMetric(percentile(r.inserts, 0.99), "insert-p99-ms")

@@ -59,6 +59,7 @@ type testBundle struct {
 type setupOpts struct {
 	postgres bool
 	cfg      func(*Config)
+	handler  func(http.Handler) http.Handler // wraps the server's handler
 }
 
 func openSQLite(t testing.TB) store.Store {
@@ -113,7 +114,11 @@ func setup(t testing.TB, opts ...setupOpts) *testBundle {
 	}
 	api, err := NewServer(cfg)
 	require.NoError(t, err)
-	srv := httptest.NewServer(api)
+	var h http.Handler = api
+	if o.handler != nil {
+		h = o.handler(api)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	b := &testBundle{srv: srv, api: api, store: st, events: events}
 	b.admin = b.key(t, "admin", ScopeAdmin)
