@@ -31,6 +31,12 @@ type app struct {
 	// Global flags, shared by every command.
 	flagDB, flagConfig, flagLogLevel, flagLogFormat, flagNode string
 	flagNoMigrate                                             bool
+	// flagAPIListen is --api-listen; nil when not given ("" turns the API
+	// off, so "not given" needs its own value).
+	flagAPIListen *string
+	// flagServer and flagAPIKey make the commands that support it work
+	// through a Hermod server's HTTP API instead of the database.
+	flagServer, flagAPIKey string
 	// serviceMode is set when running under a service manager.
 	serviceMode bool
 	// dbExplicit is set once the configuration is loaded: the database was
@@ -70,7 +76,8 @@ type command struct {
 
 func commands() []*command {
 	return []*command{
-		{name: "run", summary: "run the server (engine and channels) until interrupted", run: (*app).cmdRun},
+		{name: "run", summary: "run the server (engine, channels and HTTP API) until interrupted", run: (*app).cmdRun},
+		{name: "serve", summary: "run an API-only node: the HTTP API and the engine without channels", run: (*app).cmdServe},
 		{name: "send", summary: "queue an outgoing message and print its ID", run: (*app).cmdSend},
 		{name: "messages", summary: "list and show messages", sub: []*command{
 			{name: "list", summary: "list messages, newest first", run: (*app).cmdMessagesList},
@@ -85,6 +92,11 @@ func commands() []*command {
 		}},
 		{name: "channel", summary: "run a single channel (child-process mode)", sub: []*command{
 			{name: "run", summary: "run one channel's engine loop: channel run NAME", run: (*app).cmdChannelRun},
+		}},
+		{name: "apikey", summary: "create, list and revoke HTTP API keys", sub: []*command{
+			{name: "create", summary: "create a key and print it (once): create NAME [--scopes send,read,admin] [--allow-ip CIDR,...] [--rate N]", run: (*app).cmdAPIKeyCreate},
+			{name: "list", summary: "list the keys (never their secret)", run: (*app).cmdAPIKeyList},
+			{name: "revoke", summary: "revoke a key: revoke NAME|ID", run: (*app).cmdAPIKeyRevoke},
 		}},
 		{name: "migrate", summary: "apply, roll back or inspect schema migrations", sub: []*command{
 			{name: "up", summary: "apply every pending migration", run: (*app).cmdMigrateUp},
@@ -122,6 +134,9 @@ func (a *app) Main(ctx context.Context, args []string) int {
 	}
 	if a.flagDB != "" {
 		msg = open.Scrub(errors.New(msg), a.flagDB).Error()
+	}
+	if key := a.apiKey(); len(key) >= 8 {
+		msg = strings.ReplaceAll(msg, key, "xxxxx")
 	}
 	fmt.Fprintf(a.stderr, "hermod: %s\n", msg)
 	var ue *usageError
@@ -176,7 +191,8 @@ func (a *app) printCommands(w io.Writer, path string, list []*command) {
 	for _, c := range list {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nGlobal flags (any command): --db URL, --config FILE, --no-migrate, --log-level LEVEL, --log-format text|json, --node NAME\n")
+	fmt.Fprintf(w, "\nGlobal flags (any command): --db URL, --config FILE, --no-migrate, --log-level LEVEL, --log-format text|json, --node NAME, --api-listen ADDR\n")
+	fmt.Fprintf(w, "Remote operation (send, messages, channels, apikey): --server URL --api-key KEY (env HERMOD_SERVER, HERMOD_API_KEY)\n")
 }
 
 // newFlagSet returns a flag set holding the global flags.
@@ -189,6 +205,12 @@ func (a *app) newFlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&a.flagLogLevel, "log-level", a.flagLogLevel, "debug, info, warn or error (env HERMOD_LOG_LEVEL)")
 	fs.StringVar(&a.flagLogFormat, "log-format", a.flagLogFormat, "text or json (env HERMOD_LOG_FORMAT)")
 	fs.StringVar(&a.flagNode, "node", a.flagNode, "node name; channels pinned to a node run only there (env HERMOD_NODE)")
+	fs.Func("api-listen", "address of the HTTP API, host:port (default "+defaultAPIListen+"); off serves none (env HERMOD_API_LISTEN)", func(v string) error {
+		a.flagAPIListen = &v
+		return nil
+	})
+	fs.StringVar(&a.flagServer, "server", a.flagServer, "work through the HTTP API of the hermod server at this URL instead of the database (env HERMOD_SERVER)")
+	fs.StringVar(&a.flagAPIKey, "api-key", a.flagAPIKey, "API key for --server; prefer the environment, which other users cannot see (env HERMOD_API_KEY)")
 	return fs
 }
 
@@ -265,6 +287,9 @@ func (a *app) load() error {
 	if a.flagNoMigrate {
 		cfg.NoMigrate = true
 	}
+	if a.flagAPIListen != nil {
+		cfg.API.Listen = *a.flagAPIListen
+	}
 	if cfg.DB != defaultDB {
 		a.dbExplicit = true
 	}
@@ -332,6 +357,9 @@ func generateNodeName() string {
 // openStore loads the configuration and opens the database. migrate false
 // never migrates (the migrate command itself).
 func (a *app) openStore(ctx context.Context, migrate bool) (open.Store, error) {
+	if a.flagServer != "" {
+		return nil, usagef("this command works on the database, not through --server: run it without --server where the database is reachable (--db / HERMOD_DB / db:)")
+	}
 	if err := a.load(); err != nil {
 		return nil, err
 	}

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/channels"
 	"github.com/hermod-sms/hermod/store"
 )
@@ -19,14 +21,9 @@ func (a *app) cmdChannelsList(ctx context.Context, args []string) error {
 	if _, err := a.parse(fs, usage, args, 0, 0); err != nil {
 		return err
 	}
-	s, err := a.openStore(ctx, true)
+	chs, err := a.listChannels(ctx)
 	if err != nil {
 		return err
-	}
-	defer s.Close()
-	chs, err := s.ChannelList(ctx)
-	if err != nil {
-		return fmt.Errorf("list channels: %w", err)
 	}
 	if *asJSON {
 		if chs == nil {
@@ -45,6 +42,36 @@ func (a *app) cmdChannelsList(ctx context.Context, args []string) error {
 			dash(c.Status), dash(c.StatusNode), fmtTime(c.StatusTime), clip(c.StatusDetails, 60))
 	}
 	return tw.Flush()
+}
+
+// listChannels reads the channels from the database, or through the API
+// with --server.
+func (a *app) listChannels(ctx context.Context) ([]*store.Channel, error) {
+	c, err := a.remote()
+	if err != nil {
+		return nil, err
+	}
+	if c != nil {
+		list, err := c.Channels(ctx)
+		if err != nil {
+			return nil, a.remoteError("list channels", err)
+		}
+		chs := make([]*store.Channel, 0, len(list))
+		for _, ch := range list {
+			chs = append(chs, fromClientChannel(ch))
+		}
+		return chs, nil
+	}
+	s, err := a.openStore(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	chs, err := s.ChannelList(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	return chs, nil
 }
 
 func (a *app) cmdChannelsAdd(ctx context.Context, args []string) error {
@@ -73,6 +100,22 @@ func (a *app) cmdChannelsAdd(ctx context.Context, args []string) error {
 		}
 		return usagef("%v: fix --settings", err)
 	}
+	rc, err := a.remote()
+	if err != nil {
+		return err
+	}
+	if rc != nil {
+		enabled := !*disabled
+		ch, err := rc.CreateChannel(ctx, client.NewChannel{Name: name, Type: *typ, Settings: client.RawJSON(*settings), Enabled: &enabled, Node: *pin})
+		if client.StatusOf(err) == http.StatusConflict {
+			return fmt.Errorf("channel %q already exists: pick another name, or delete it first with hermod channels delete %s", name, name)
+		}
+		if err != nil {
+			return a.remoteError(fmt.Sprintf("add channel %q", name), err)
+		}
+		a.printAdded(fromClientChannel(*ch))
+		return nil
+	}
 	s, err := a.openStore(ctx, true)
 	if err != nil {
 		return err
@@ -85,12 +128,16 @@ func (a *app) cmdChannelsAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("add channel %q: %w", name, err)
 	}
+	a.printAdded(c)
+	return nil
+}
+
+func (a *app) printAdded(c *store.Channel) {
 	state := "enabled"
 	if !c.Enabled {
 		state = "disabled"
 	}
 	fmt.Fprintf(a.stdout, "channel %s added (ID %d, type %s, %s); a running hermod picks it up within seconds\n", c.Name, c.ID, c.Type, state)
-	return nil
 }
 
 func (a *app) cmdChannelsEnable(ctx context.Context, args []string) error {
@@ -107,6 +154,25 @@ func (a *app) setChannelEnabled(ctx context.Context, args []string, verb string,
 	pos, err := a.parse(fs, usage, args, 1, 1)
 	if err != nil {
 		return err
+	}
+	rc, err := a.remote()
+	if err != nil {
+		return err
+	}
+	if rc != nil {
+		call := rc.StopChannel
+		if enabled {
+			call = rc.StartChannel
+		}
+		ch, err := call(ctx, pos[0])
+		if client.StatusOf(err) == http.StatusNotFound {
+			return fmt.Errorf("channel %q does not exist: hermod channels list shows the channels", pos[0])
+		}
+		if err != nil {
+			return a.remoteError(fmt.Sprintf("%s channel %q", verb, pos[0]), err)
+		}
+		fmt.Fprintf(a.stdout, "channel %s %sd\n", ch.Name, verb)
+		return nil
 	}
 	s, err := a.openStore(ctx, true)
 	if err != nil {
@@ -131,6 +197,21 @@ func (a *app) cmdChannelsDelete(ctx context.Context, args []string) error {
 	pos, err := a.parse(fs, usage, args, 1, 1)
 	if err != nil {
 		return err
+	}
+	rc, err := a.remote()
+	if err != nil {
+		return err
+	}
+	if rc != nil {
+		err := rc.DeleteChannel(ctx, pos[0])
+		if client.StatusOf(err) == http.StatusNotFound {
+			return fmt.Errorf("channel %q does not exist: hermod channels list shows the channels", pos[0])
+		}
+		if err != nil {
+			return a.remoteError(fmt.Sprintf("delete channel %q", pos[0]), err)
+		}
+		fmt.Fprintf(a.stdout, "channel %s deleted; its messages keep their ChannelID\n", pos[0])
+		return nil
 	}
 	s, err := a.openStore(ctx, true)
 	if err != nil {

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/store"
 )
 
@@ -37,6 +39,21 @@ func (a *app) cmdSend(ctx context.Context, args []string) error {
 		}
 		msg.ScheduledTime = t
 	}
+	c, err := a.remote()
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		res, err := c.Send(ctx, client.NewMessage{
+			ToAddress: msg.ToAddress, Body: msg.Body, FromAddress: msg.FromAddress, Channel: *channel,
+			Priority: msg.Priority, ScheduledTime: msg.ScheduledTime, ClientReference: msg.ClientReference,
+		})
+		if err != nil {
+			return a.remoteError("send the message", err)
+		}
+		a.printSent(res.ID, res.Existing, *clientRef)
+		return nil
+	}
 	s, err := a.openStore(ctx, true)
 	if err != nil {
 		return err
@@ -56,11 +73,17 @@ func (a *app) cmdSend(ctx context.Context, args []string) error {
 	if len(res) != 1 {
 		return fmt.Errorf("insert the message: the store returned %d results for 1 message", len(res))
 	}
-	fmt.Fprintln(a.stdout, res[0].ID)
-	if res[0].Existing {
-		fmt.Fprintf(a.stderr, "hermod: a message with client reference %q already existed; nothing was inserted\n", *clientRef)
-	}
+	a.printSent(res[0].ID, res[0].Existing, *clientRef)
 	return nil
+}
+
+// printSent prints a sent message's ID, and on standard error that it
+// already existed.
+func (a *app) printSent(id int64, existing bool, clientRef string) {
+	fmt.Fprintln(a.stdout, id)
+	if existing {
+		fmt.Fprintf(a.stderr, "hermod: a message with client reference %q already existed; nothing was inserted\n", clientRef)
+	}
 }
 
 func channelLookupError(name string, err error) error {
@@ -136,25 +159,21 @@ func (a *app) cmdMessagesList(ctx context.Context, args []string) error {
 		}
 		*x.dst = t
 	}
-	s, err := a.openStore(ctx, true)
+	var (
+		msgs  []*store.Message
+		names map[int64]string
+	)
+	c, err := a.remote()
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	names, err := channelNames(ctx, s)
+	if c != nil {
+		msgs, names, err = a.remoteMessages(ctx, c, f, *channel)
+	} else {
+		msgs, names, err = a.localMessages(ctx, f, *channel)
+	}
 	if err != nil {
 		return err
-	}
-	if *channel != "" {
-		ch, err := s.ChannelGet(ctx, *channel)
-		if err != nil {
-			return channelLookupError(*channel, err)
-		}
-		f.ChannelID = ch.ID
-	}
-	msgs, err := s.MessageList(ctx, f)
-	if err != nil {
-		return fmt.Errorf("list messages: %w", err)
 	}
 	if *asJSON {
 		if msgs == nil {
@@ -177,6 +196,67 @@ func (a *app) cmdMessagesList(ctx context.Context, args []string) error {
 	return nil
 }
 
+// localMessages lists messages from the database.
+func (a *app) localMessages(ctx context.Context, f store.MessageFilter, channel string) ([]*store.Message, map[int64]string, error) {
+	s, err := a.openStore(ctx, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.Close()
+	names, err := channelNames(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if channel != "" {
+		ch, err := s.ChannelGet(ctx, channel)
+		if err != nil {
+			return nil, nil, channelLookupError(channel, err)
+		}
+		f.ChannelID = ch.ID
+	}
+	msgs, err := s.MessageList(ctx, f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list messages: %w", err)
+	}
+	return msgs, names, nil
+}
+
+// remoteMessages lists messages through the API, page by page up to
+// f.Limit.
+func (a *app) remoteMessages(ctx context.Context, c *client.Client, f store.MessageFilter, channel string) ([]*store.Message, map[int64]string, error) {
+	names, err := a.remoteChannelNames(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	o := client.ListOptions{Status: f.Status, Direction: f.Direction, Channel: channel, Address: f.Address,
+		Since: f.Since, Until: f.Until, Limit: min(f.Limit, 1000)}
+	var msgs []*store.Message
+	for m, err := range c.AllMessages(ctx, o) {
+		if err != nil {
+			return nil, nil, a.remoteError("list messages", err)
+		}
+		sm, _ := fromClientMessage(m)
+		msgs = append(msgs, sm)
+		if len(msgs) >= f.Limit {
+			break
+		}
+	}
+	return msgs, names, nil
+}
+
+// remoteChannelNames maps channel IDs to names, read through the API.
+func (a *app) remoteChannelNames(ctx context.Context, c *client.Client) (map[int64]string, error) {
+	chs, err := c.Channels(ctx)
+	if err != nil {
+		return nil, a.remoteError("list channels", err)
+	}
+	names := map[int64]string{0: "-"}
+	for _, ch := range chs {
+		names[ch.ID] = ch.Name
+	}
+	return names, nil
+}
+
 func (a *app) cmdMessagesShow(ctx context.Context, args []string) error {
 	const usage = "hermod messages show ID [--json]"
 	fs := a.newFlagSet("messages show")
@@ -189,21 +269,31 @@ func (a *app) cmdMessagesShow(ctx context.Context, args []string) error {
 	if err != nil || id <= 0 {
 		return usagef("%q is not a message ID (a positive number)", pos[0])
 	}
-	s, err := a.openStore(ctx, true)
+	var (
+		m     *store.Message
+		parts []store.Part
+		names map[int64]string
+	)
+	c, err := a.remote()
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	m, err := s.MessageGet(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("message %d does not exist", id)
-	}
-	if err != nil {
-		return fmt.Errorf("read message %d: %w", id, err)
-	}
-	parts, err := s.MessageParts(ctx, id)
-	if err != nil {
-		return fmt.Errorf("read the parts of message %d: %w", id, err)
+	if c != nil {
+		cm, err := c.Message(ctx, id)
+		if client.StatusOf(err) == http.StatusNotFound {
+			return fmt.Errorf("message %d does not exist", id)
+		}
+		if err != nil {
+			return a.remoteError(fmt.Sprintf("read message %d", id), err)
+		}
+		m, parts = fromClientMessage(*cm)
+		if !*asJSON {
+			if names, err = a.remoteChannelNames(ctx, c); err != nil {
+				return err
+			}
+		}
+	} else if m, parts, names, err = a.localMessage(ctx, id, !*asJSON); err != nil {
+		return err
 	}
 	if *asJSON {
 		if parts == nil {
@@ -213,10 +303,6 @@ func (a *app) cmdMessagesShow(ctx context.Context, args []string) error {
 			Message *store.Message
 			Parts   []store.Part
 		}{m, parts})
-	}
-	names, err := channelNames(ctx, s)
-	if err != nil {
-		return err
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 1, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
@@ -273,6 +359,34 @@ func (a *app) cmdMessagesShow(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
+}
+
+// localMessage reads a message, its parts and (withNames) the channel
+// names from the database.
+func (a *app) localMessage(ctx context.Context, id int64, withNames bool) (*store.Message, []store.Part, map[int64]string, error) {
+	s, err := a.openStore(ctx, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer s.Close()
+	m, err := s.MessageGet(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil, fmt.Errorf("message %d does not exist", id)
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read message %d: %w", id, err)
+	}
+	parts, err := s.MessageParts(ctx, id)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read the parts of message %d: %w", id, err)
+	}
+	var names map[int64]string
+	if withNames {
+		if names, err = channelNames(ctx, s); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return m, parts, names, nil
 }
 
 // channelNames maps channel IDs to names ("-" for 0).

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hermod-sms/hermod/api"
 	"github.com/hermod-sms/hermod/engine"
 	"github.com/hermod-sms/hermod/store"
 	"github.com/hermod-sms/hermod/store/open"
@@ -24,7 +29,14 @@ func (a *app) cmdRun(ctx context.Context, args []string) error {
 	if _, err := a.parse(a.newFlagSet("run"), "hermod run [global flags]", args, 0, 0); err != nil {
 		return err
 	}
-	return a.serve(ctx, "")
+	return a.serve(ctx, serveOptions{})
+}
+
+func (a *app) cmdServe(ctx context.Context, args []string) error {
+	if _, err := a.parse(a.newFlagSet("serve"), "hermod serve [global flags]", args, 0, 0); err != nil {
+		return err
+	}
+	return a.serve(ctx, serveOptions{apiOnly: true})
 }
 
 func (a *app) cmdChannelRun(ctx context.Context, args []string) error {
@@ -32,12 +44,42 @@ func (a *app) cmdChannelRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return a.serve(ctx, pos[0])
+	return a.serve(ctx, serveOptions{only: pos[0]})
 }
 
-// serve runs the engine until ctx ends, then stops it cleanly. only, when
-// set, runs that one channel's loop (child-process mode).
-func (a *app) serve(ctx context.Context, only string) error {
+// serveOptions says what a serving command runs.
+type serveOptions struct {
+	// only, when set, runs that one channel's loop and no API
+	// (child-process mode).
+	only string
+	// apiOnly runs the API and the engine without channels (hermod serve).
+	apiOnly bool
+}
+
+// serve runs the engine and the HTTP API until ctx ends, then stops both
+// cleanly.
+func (a *app) serve(ctx context.Context, o serveOptions) error {
+	if a.flagServer != "" {
+		return usagef("--server does not apply to a command that runs a server: it serves the database named by --db / HERMOD_DB / db:")
+	}
+	if err := a.load(); err != nil {
+		return err
+	}
+	withAPI := o.only == "" && !apiDisabled(a.cfg.API.Listen)
+	if o.apiOnly && !withAPI {
+		return usagef("hermod serve runs the HTTP API, but api.listen is off: set --api-listen, HERMOD_API_LISTEN or api.listen to an address such as %s", defaultAPIListen)
+	}
+	// Check what can be checked before anything starts: a certificate
+	// that does not load or a port in use is a one-line error, not a
+	// half-started server.
+	var apiAddr string
+	if withAPI {
+		var err error
+		if apiAddr, err = a.checkAPI(); err != nil {
+			return err
+		}
+	}
+
 	s, err := a.openStore(ctx, true)
 	if err != nil {
 		return err
@@ -49,11 +91,11 @@ func (a *app) serve(ctx context.Context, only string) error {
 		return fmt.Errorf("list channels: %w", err)
 	}
 	created := ""
-	if only != "" {
-		if _, err := s.ChannelGet(ctx, only); err != nil {
-			return channelLookupError(only, err)
+	if o.only != "" {
+		if _, err := s.ChannelGet(ctx, o.only); err != nil {
+			return channelLookupError(o.only, err)
 		}
-	} else if len(chs) == 0 && !a.dbExplicit {
+	} else if len(chs) == 0 && !a.dbExplicit && !o.apiOnly {
 		// The zero-configuration demo: a fresh default database gets a
 		// simulator so that an inserted message goes somewhere. A
 		// configured database never gets a channel it did not ask for.
@@ -67,9 +109,19 @@ func (a *app) serve(ctx context.Context, only string) error {
 		}
 	}
 
-	eng, err := engine.New(a.engineConfig(s, only))
+	ecfg := a.engineConfig(s, o.only)
+	if o.apiOnly {
+		ecfg.NoChannels = true
+	}
+	eng, err := engine.New(ecfg)
 	if err != nil {
 		return usagef("engine configuration: %v", err)
+	}
+	var srv *api.Server
+	if withAPI {
+		if srv, err = a.newAPIServer(s, eng); err != nil {
+			return err
+		}
 	}
 	// Cancelling the context given to Start is a hard stop; the signal
 	// context must lead to the clean Stop below instead.
@@ -78,17 +130,173 @@ func (a *app) serve(ctx context.Context, only string) error {
 	if err := eng.Start(runCtx); err != nil {
 		return fmt.Errorf("start the engine: %w", err)
 	}
-	fmt.Fprintln(a.stdout, a.announce(chs, created, only))
 
-	<-ctx.Done()
+	// The API stops when ctx ends (Serve then shuts down gracefully) or
+	// when the engine could not be started cleanly below.
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAPI()
+	apiDone := make(chan error, 1)
+	if withAPI {
+		go func() {
+			apiDone <- api.Serve(apiCtx, api.ServeConfig{
+				Addr:            apiAddr,
+				CertFile:        resolve(a.dir, a.cfg.API.TLS.Cert),
+				KeyFile:         resolve(a.dir, a.cfg.API.TLS.Key),
+				ShutdownTimeout: a.cfg.Engine.ShutdownTimeout,
+				Logger:          a.logger,
+			}, srv)
+		}()
+		if err := waitListening(ctx, apiAddr, apiDone); err != nil {
+			stopAPI()
+			a.stopEngine(eng)
+			return err
+		}
+	} else {
+		close(apiDone)
+	}
+	fmt.Fprintln(a.stdout, a.announce(chs, created, o, a.apiURL(apiAddr)))
+
+	var apiErr error
+	select {
+	case <-ctx.Done():
+	case apiErr = <-apiDone:
+		// The API ended on its own: the server is not what the user
+		// started any more, so stop the rest and say why.
+		if apiErr == nil {
+			apiErr = errors.New("the HTTP API stopped unexpectedly")
+		}
+		a.logger.Error("the HTTP API failed; stopping", "error", apiErr)
+		apiDone = nil
+	}
 	a.logger.Info("stopping", "timeout", a.cfg.Engine.ShutdownTimeout)
+	// The API stops taking requests while the engine finishes its sends;
+	// both are bounded by engine.shutdownTimeout.
+	stopAPI()
+	engErr := a.stopEngine(eng)
+	if apiDone != nil {
+		if err := <-apiDone; err != nil && apiErr == nil {
+			apiErr = fmt.Errorf("stop the HTTP API: %w", err)
+		}
+	}
+	if err := errors.Join(apiErr, engErr); err != nil {
+		return err
+	}
+	a.logger.Info("stopped")
+	return nil
+}
+
+// stopEngine stops the engine within engine.shutdownTimeout.
+func (a *app) stopEngine(eng *engine.Engine) error {
 	stopCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Engine.ShutdownTimeout)
 	defer cancel()
 	if err := eng.Stop(stopCtx); err != nil {
 		return fmt.Errorf("stop the engine: %w", err)
 	}
-	a.logger.Info("stopped")
 	return nil
+}
+
+// checkAPI checks the API settings that need the file system or the
+// network, and returns the address to serve on with port 0 replaced by a
+// free port.
+func (a *app) checkAPI() (string, error) {
+	c := a.cfg.API
+	if c.TLS.Cert != "" {
+		cert, key := resolve(a.dir, c.TLS.Cert), resolve(a.dir, c.TLS.Key)
+		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+			return "", configErrorf("api.tls: the certificate %s and key %s do not load (%v): give PEM files that belong together (fix api.tls.cert/key or HERMOD_API_TLS_CERT/KEY)", cert, key, err)
+		}
+	}
+	addr := strings.TrimSpace(c.Listen)
+	// Listening here says at once whether the address can be used. The
+	// listener is closed again because api.Serve listens itself; with
+	// port 0 the port found here is the one served.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("the HTTP API cannot listen on %s (%v): is another hermod or program using the port? Set another address with --api-listen, HERMOD_API_LISTEN or api.listen, or off", addr, err)
+	}
+	bound := ln.Addr().(*net.TCPAddr)
+	_ = ln.Close()
+	host, _, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(host, strconv.Itoa(bound.Port)), nil
+}
+
+// waitListening waits until the API accepts connections on addr, or its
+// Serve returns, for at most 10 seconds.
+func waitListening(ctx context.Context, addr string, served <-chan error) error {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if err == nil && ip.Is6() {
+			host = "::1"
+		}
+	}
+	target := net.JoinHostPort(host, port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var d net.Dialer
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := d.DialContext(dctx, "tcp", target)
+		cancel()
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		select {
+		case err := <-served:
+			if err == nil {
+				err = errors.New("it stopped at once")
+			}
+			return fmt.Errorf("start the HTTP API on %s: %w", addr, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the HTTP API on %s does not accept connections after 10s: check api.listen", addr)
+		}
+	}
+}
+
+// newAPIServer builds the HTTP API on the store, nudging the engine after
+// inserts and streaming its events.
+func (a *app) newAPIServer(s open.Store, eng *engine.Engine) (*api.Server, error) {
+	c := a.cfg.API
+	proxies, err := parsePrefixes(c.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := api.NewServer(api.Config{
+		Store:          s,
+		Engine:         eng,
+		Events:         api.AdaptEvents(eng.Subscribe, func(e engine.Event) api.Event { return api.Event(e) }),
+		Logger:         a.logger,
+		Version:        versionString(),
+		RateLimit:      c.RateLimit,
+		KeyCacheTTL:    c.KeyCacheTTL,
+		CORSOrigins:    c.CORSOrigins,
+		TrustedProxies: proxies,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set up the HTTP API: %w", err)
+	}
+	return srv, nil
+}
+
+// apiURL is the base URL of the API served on addr ("" for none).
+func (a *app) apiURL(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	scheme := "http"
+	if a.cfg.API.TLS.Cert != "" {
+		scheme = "https"
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
+		// Every interface: name the one that surely works here.
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // engineConfig maps the settings onto the engine's configuration.
@@ -114,6 +322,7 @@ func (a *app) engineConfig(s open.Store, only string) engine.Config {
 		LeaderTTL:         e.LeaderTTL,
 		ChannelRefresh:    e.ChannelRefresh,
 		RestartBackoff:    e.RestartBackoff,
+		StoreTimeout:      e.StoreTimeout,
 	}
 	if only != "" {
 		cfg.OnlyChannels = []string{only}
@@ -123,10 +332,10 @@ func (a *app) engineConfig(s open.Store, only string) engine.Config {
 }
 
 // announce is the one line `hermod run` prints once it is running.
-func (a *app) announce(chs []*store.Channel, created, only string) string {
+func (a *app) announce(chs []*store.Channel, created string, o serveOptions, apiURL string) string {
 	var names []string
 	for _, c := range chs {
-		if only != "" && c.Name != only {
+		if o.only != "" && c.Name != o.only {
 			continue
 		}
 		n := c.Name + " (" + c.Type
@@ -139,11 +348,20 @@ func (a *app) announce(chs []*store.Channel, created, only string) string {
 		names = append(names, n+")")
 	}
 	list := strings.Join(names, ", ")
-	if list == "" {
+	switch {
+	case o.apiOnly:
+		list = "none on this node (API only)"
+	case list == "":
 		list = "none: add one with hermod channels add NAME --type TYPE"
 	}
-	return fmt.Sprintf("hermod %s running: database %s, node %s, channels %s; send by inserting into Messages; stop with Ctrl+C",
-		versionString(), a.dbDisplay(), a.cfg.Node, list)
+	how := "send by inserting into Messages"
+	apiPart := ""
+	if apiURL != "" {
+		apiPart = ", API " + apiURL + " (needs a key: hermod apikey create NAME --scopes send,read)"
+		how = "send by inserting into Messages or POST /api/v1/messages"
+	}
+	return fmt.Sprintf("hermod %s running: database %s, node %s, channels %s%s; %s; stop with Ctrl+C",
+		versionString(), a.dbDisplay(), a.cfg.Node, list, apiPart, how)
 }
 
 // shutdownGrace is how long a service stop waits beyond the engine's

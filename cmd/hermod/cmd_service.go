@@ -48,6 +48,9 @@ func (a *app) serviceConfig() (*service.Config, error) {
 	if a.flagNode != "" {
 		args = append(args, "--node", a.flagNode)
 	}
+	if a.flagAPIListen != nil {
+		args = append(args, "--api-listen", *a.flagAPIListen)
+	}
 	return &service.Config{
 		Name:        serviceName,
 		DisplayName: "Hermod SMS server",
@@ -76,7 +79,7 @@ func (p *program) Start(s service.Service) error {
 	p.cancel = cancel
 	p.done = make(chan error, 1)
 	go func() {
-		err := p.a.serve(ctx, "")
+		err := p.a.serve(ctx, serveOptions{})
 		p.done <- err
 		if err != nil && ctx.Err() == nil {
 			// Failed on its own (database unreachable, bad
@@ -143,7 +146,7 @@ func (a *app) cmdServiceRun(ctx context.Context, args []string) error {
 	}
 	if service.Interactive() {
 		// Started by hand: behave like hermod run.
-		return a.serve(ctx, "")
+		return a.serve(ctx, serveOptions{})
 	}
 	return s.Run()
 }

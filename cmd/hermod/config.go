@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,6 +42,48 @@ type Config struct {
 	Postgres PostgresConfig `yaml:"postgres"`
 	// Engine tunes the sending engine.
 	Engine EngineConfig `yaml:"engine"`
+	// API configures the HTTP API that `hermod run` serves.
+	API APIConfig `yaml:"api"`
+}
+
+// defaultAPIListen is where `hermod run` serves the HTTP API unless told
+// otherwise: the loopback interface only, so that a first start exposes
+// nothing to the network.
+const defaultAPIListen = "127.0.0.1:8080"
+
+// APIConfig configures the HTTP API (package api). Zero values take the
+// api package's defaults.
+type APIConfig struct {
+	// Listen is the address the API listens on, host:port ("127.0.0.1:8080",
+	// ":8443", "[::1]:8080"); port 0 picks a free port. "" or "off" serves
+	// no API.
+	Listen string `yaml:"listen"`
+	// TLS serves HTTPS when both files are set.
+	TLS APITLSConfig `yaml:"tls"`
+	// CORSOrigins are the origins browsers may call the API from
+	// ("https://app.example.com"); "*" allows any. Empty: no CORS headers.
+	CORSOrigins []string `yaml:"corsOrigins"`
+	// TrustedProxies are the addresses or CIDR prefixes of reverse proxies
+	// whose X-Forwarded-For names the client (for per-key IP allow-lists).
+	TrustedProxies []string `yaml:"trustedProxies"`
+	// RateLimit is the requests per second a key may make when it has no
+	// limit of its own (100); -1 is unlimited.
+	RateLimit int `yaml:"rateLimit"`
+	// KeyCacheTTL is how long a checked key is trusted before it is read
+	// again (5s): a key revoked by another process stops working within it.
+	KeyCacheTTL time.Duration `yaml:"keyCacheTTL"`
+}
+
+// APITLSConfig names the PEM certificate and key files for HTTPS.
+type APITLSConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// apiDisabled reports whether listen turns the API off.
+func apiDisabled(listen string) bool {
+	l := strings.TrimSpace(listen)
+	return l == "" || strings.EqualFold(l, "off")
 }
 
 // LogConfig configures logging.
@@ -78,6 +123,7 @@ type EngineConfig struct {
 	ChannelRefresh    time.Duration `yaml:"channelRefresh"`    // how often the Channels table is re-read (5s)
 	RestartBackoff    time.Duration `yaml:"restartBackoff"`    // first wait before a failed channel restarts (1s)
 	ShutdownTimeout   time.Duration `yaml:"shutdownTimeout"`   // how long a stop waits for sends in flight (10s)
+	StoreTimeout      time.Duration `yaml:"storeTimeout"`      // bound on every database call of the engine (30s)
 }
 
 // defaults returns the built-in settings.
@@ -90,6 +136,7 @@ func defaults() Config {
 		Engine: EngineConfig{
 			ShutdownTimeout: 10 * time.Second,
 		},
+		API: APIConfig{Listen: defaultAPIListen},
 	}
 }
 
@@ -150,7 +197,8 @@ func (c *Config) validate() error {
 		"engine.retryMax": e.RetryMax, "engine.noReportAfter": e.NoReportAfter, "engine.pollMin": e.PollMin,
 		"engine.pollMax": e.PollMax, "engine.flushInterval": e.FlushInterval, "engine.heartbeatInterval": e.HeartbeatInterval,
 		"engine.leaderTTL": e.LeaderTTL, "engine.channelRefresh": e.ChannelRefresh, "engine.restartBackoff": e.RestartBackoff,
-		"engine.shutdownTimeout": e.ShutdownTimeout,
+		"engine.shutdownTimeout": e.ShutdownTimeout, "engine.storeTimeout": e.StoreTimeout,
+		"api.keyCacheTTL": c.API.KeyCacheTTL,
 	}
 	for _, name := range sortedKeys(durations) {
 		if d := durations[name]; d < 0 {
@@ -166,7 +214,69 @@ func (c *Config) validate() error {
 	if e.PollMin > 0 && e.PollMax > 0 && e.PollMin > e.PollMax {
 		return configErrorf("engine.pollMin (%s) is longer than engine.pollMax (%s): swap them", e.PollMin, e.PollMax)
 	}
+	return c.API.validate()
+}
+
+// validate checks the API settings; the TLS files are read when the API
+// starts.
+func (c *APIConfig) validate() error {
+	if !apiDisabled(c.Listen) {
+		host, port, err := net.SplitHostPort(strings.TrimSpace(c.Listen))
+		if err != nil {
+			return configErrorf("api.listen %q is not host:port (%v): use e.g. 127.0.0.1:8080, :8443 or off (fix --api-listen, HERMOD_API_LISTEN or api.listen)", c.Listen, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return configErrorf("api.listen %q has port %q: use a number from 0 to 65535 (fix --api-listen, HERMOD_API_LISTEN or api.listen)", c.Listen, port)
+		}
+		if strings.ContainsAny(host, "/ ") {
+			return configErrorf("api.listen %q has host %q: use an address or host name such as 127.0.0.1, or none for every interface", c.Listen, host)
+		}
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return configErrorf("api.tls needs both cert and key (cert %q, key %q): set both PEM files for HTTPS, or neither for HTTP", c.TLS.Cert, c.TLS.Key)
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return configErrorf("api.corsOrigins entry %q is not an origin: write scheme://host[:port] such as https://app.example.com, or * for any", o)
+		}
+	}
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		return err
+	}
+	if c.RateLimit < -1 {
+		return configErrorf("api.rateLimit is %d: use requests per second per key, 0 for the default (100) or -1 for no limit", c.RateLimit)
+	}
 	return nil
+}
+
+// parsePrefixes parses api.trustedProxies: addresses or CIDR prefixes.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, configErrorf("api.trustedProxies entry %q is not a CIDR prefix (%v): write e.g. 10.0.0.0/8 or 192.0.2.7", s, err)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, configErrorf("api.trustedProxies entry %q is not an IP address: write e.g. 192.0.2.7 or 10.0.0.0/8", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // applyEnv overrides cfg with HERMOD_* environment variables.
@@ -193,7 +303,33 @@ func applyEnv(cfg *Config, getenv func(string) string) error {
 	if v := getenv("HERMOD_POSTGRES_SCHEMA"); v != "" {
 		cfg.Postgres.Schema = v
 	}
+	if v := getenv("HERMOD_API_LISTEN"); v != "" {
+		cfg.API.Listen = v
+	}
+	if v := getenv("HERMOD_API_TLS_CERT"); v != "" {
+		cfg.API.TLS.Cert = v
+	}
+	if v := getenv("HERMOD_API_TLS_KEY"); v != "" {
+		cfg.API.TLS.Key = v
+	}
+	if v := getenv("HERMOD_API_CORS_ORIGINS"); v != "" {
+		cfg.API.CORSOrigins = splitList(v)
+	}
+	if v := getenv("HERMOD_API_TRUSTED_PROXIES"); v != "" {
+		cfg.API.TrustedProxies = splitList(v)
+	}
 	return nil
+}
+
+// splitList splits a comma-separated value, dropping empty entries.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // resolve makes a relative path absolute against dir ("" leaves it).
