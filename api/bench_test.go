@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -105,15 +106,17 @@ func BenchmarkSendBatch1000Postgres(b *testing.B) { benchBatch(b, true) }
 func BenchmarkSendSingleSQLite(b *testing.B)      { benchSingle(b, false) }
 func BenchmarkSendSinglePostgres(b *testing.B)    { benchSingle(b, true) }
 
-// loadGen posts b.N requests to a test server.
+// loadGen posts n requests to a server.
 type loadGen struct {
-	b      *testing.B
+	t      testing.TB
+	n      int
 	url    string
 	key    string
 	client *http.Client
 	failed atomic.Bool
-	probe  *insertProbe
+	probe  *insertProbe // nil: the server is not in this process
 	store  store.Store
+	until  time.Time // closed loop: stop sending then; zero: after n
 }
 
 // newLoadGen starts a server on a fresh store (PostgreSQL when pg) with
@@ -122,11 +125,19 @@ func newLoadGen(b *testing.B, pg bool) *loadGen {
 	probe := &insertProbe{}
 	tb := setup(b, setupOpts{postgres: pg, cfg: func(c *Config) {
 		c.KeyCacheTTL = 0
+		c.RateLimit = 1 << 30 // limited, as in production, but not reached
 		probe.Store, c.Store = c.Store, probe
 	}, handler: probe.handler})
+	lg := newRemoteLoadGen(b, b.N, tb.srv.URL, tb.sender)
+	lg.probe, lg.store = probe, tb.store
+	return lg
+}
+
+// newRemoteLoadGen posts n requests to the server at url with key.
+func newRemoteLoadGen(t testing.TB, n int, url, key string) *loadGen {
 	tr := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, DisableCompression: true}
-	b.Cleanup(tr.CloseIdleConnections)
-	return &loadGen{b: b, url: tb.srv.URL + "/api/v1/messages", key: tb.sender, client: &http.Client{Transport: tr}, probe: probe, store: tb.store}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &loadGen{t: t, n: n, url: strings.TrimSuffix(url, "/") + "/api/v1/messages", key: key, client: &http.Client{Transport: tr}}
 }
 
 // insertProbe times the server's MessageInsert calls: how many messages
@@ -151,6 +162,9 @@ func (p *insertProbe) MessageInsert(ctx context.Context, msgs []store.NewMessage
 }
 
 func (p *insertProbe) reset() {
+	if p == nil {
+		return
+	}
 	p.mu.Lock()
 	p.msgs, p.durs, p.handled = 0, nil, nil
 	p.mu.Unlock()
@@ -182,19 +196,23 @@ type loadResult struct {
 }
 
 func (lg *loadGen) result(elapsed time.Duration, lats []time.Duration) loadResult {
-	lg.probe.mu.Lock()
-	defer lg.probe.mu.Unlock()
-	return loadResult{n: len(lats), elapsed: elapsed, lats: lats, inserts: slices.Clone(lg.probe.durs), msgs: lg.probe.msgs, handled: slices.Clone(lg.probe.handled)}
+	r := loadResult{n: len(lats), elapsed: elapsed, lats: lats}
+	if p := lg.probe; p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		r.inserts, r.msgs, r.handled = slices.Clone(p.durs), p.msgs, slices.Clone(p.handled)
+	}
+	return r
 }
 
-// closed runs b.N requests from clients goroutines, each sending its next
+// closed runs n requests from clients goroutines, each sending its next
 // request when the previous one is answered.
 func (lg *loadGen) closed(clients int, body func(i int) []byte) loadResult {
 	lg.probe.reset()
 	var (
 		next atomic.Int64
 		mu   sync.Mutex
-		lats = make([]time.Duration, 0, lg.b.N)
+		lats []time.Duration
 		wg   sync.WaitGroup
 	)
 	start := time.Now()
@@ -203,7 +221,7 @@ func (lg *loadGen) closed(clients int, body func(i int) []byte) loadResult {
 			var local []time.Duration
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= lg.b.N || lg.failed.Load() {
+				if i >= lg.n || lg.failed.Load() || !lg.until.IsZero() && time.Now().After(lg.until) {
 					break
 				}
 				t0 := time.Now()
@@ -219,16 +237,16 @@ func (lg *loadGen) closed(clients int, body func(i int) []byte) loadResult {
 	return lg.result(time.Since(start), lats)
 }
 
-// open starts b.N requests at rate per second on a fixed schedule, each
-// timed from its scheduled start.
+// open starts n requests at rate per second on a fixed schedule, each in
+// its own goroutine, and also records how late each one started.
 func (lg *loadGen) open(rate int, body func(i int) []byte) loadResult {
 	lg.probe.reset()
 	interval := time.Second / time.Duration(rate)
-	lats := make([]time.Duration, lg.b.N)
-	lags := make([]time.Duration, lg.b.N)
+	lats := make([]time.Duration, lg.n)
+	lags := make([]time.Duration, lg.n)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for i := range lg.b.N {
+	for i := range lg.n {
 		at := start.Add(time.Duration(i) * interval)
 		if d := time.Until(at); d > 0 {
 			time.Sleep(d)
@@ -271,30 +289,47 @@ func (lg *loadGen) post(body []byte) {
 
 func (lg *loadGen) fail(err error) {
 	if lg.failed.CompareAndSwap(false, true) {
-		lg.b.Error(err)
+		lg.t.Error(err)
 	}
 }
 
-// report sets the custom metrics: throughput, request latency, and how
-// many messages one database insert carried and how long its p99 took
-// (the database's share of the tail).
-func (r loadResult) report(b *testing.B, msgsPerReq int) {
+// metric is one figure of a run.
+type metric struct {
+	value float64
+	unit  string
+}
+
+// metrics are a run's figures: throughput, request latency, and where the
+// server is in this process, its handler's p99, how many messages one
+// database insert carried and the database's p99 (its share of the tail).
+func (r loadResult) metrics(msgsPerReq int) []metric {
 	secs := r.elapsed.Seconds()
+	var ms []metric
 	if msgsPerReq > 1 {
-		b.ReportMetric(float64(r.n*msgsPerReq)/secs, "msgs/s")
+		ms = append(ms, metric{float64(r.n*msgsPerReq) / secs, "msgs/s"})
 	}
-	b.ReportMetric(float64(r.n)/secs, "req/s")
-	b.ReportMetric(percentile(r.lats, 0.50), "p50-ms")
-	b.ReportMetric(percentile(r.lats, 0.99), "p99-ms")
+	ms = append(ms,
+		metric{float64(r.n) / secs, "req/s"},
+		metric{percentile(r.lats, 0.50), "p50-ms"},
+		metric{percentile(r.lats, 0.99), "p99-ms"})
 	if len(r.handled) > 0 {
-		b.ReportMetric(percentile(r.handled, 0.99), "server-p99-ms")
+		ms = append(ms, metric{percentile(r.handled, 0.99), "server-p99-ms"})
 	}
 	if len(r.lags) > 0 {
-		b.ReportMetric(percentile(r.lags, 0.99), "lag-p99-ms")
+		ms = append(ms, metric{percentile(r.lags, 0.99), "lag-p99-ms"})
 	}
 	if len(r.inserts) > 0 {
-		b.ReportMetric(float64(r.msgs)/float64(len(r.inserts)), "msgs/insert")
-		b.ReportMetric(percentile(r.inserts, 0.99), "insert-p99-ms")
+		ms = append(ms,
+			metric{float64(r.msgs) / float64(len(r.inserts)), "msgs/insert"},
+			metric{percentile(r.inserts, 0.99), "insert-p99-ms"})
+	}
+	return ms
+}
+
+// report sets the metrics as the benchmark's.
+func (r loadResult) report(b *testing.B, msgsPerReq int) {
+	for _, m := range r.metrics(msgsPerReq) {
+		b.ReportMetric(m.value, m.unit)
 	}
 	b.ReportMetric(0, "ns/op") // wall time per request means little with concurrency
 }
