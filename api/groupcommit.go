@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,11 +42,18 @@ const (
 
 // insertCall is one request's messages waiting in the inserter's queue.
 type insertCall struct {
-	msgs  []store.NewMessage
-	state atomic.Int32
-	done  chan struct{} // closed when res or err is set
-	res   []store.InsertResult
-	err   error
+	msgs     []store.NewMessage
+	state    atomic.Int32
+	done     chan struct{} // closed when res or err is set
+	res      []store.InsertResult
+	err      error
+	answered bool // done is closed; only the writing goroutine uses it
+}
+
+// answer hands the call its outcome.
+func (c *insertCall) answer(res []store.InsertResult, err error) {
+	c.res, c.err, c.answered = res, err, true
+	close(c.done)
 }
 
 // inserter groups concurrent inserts into one store.MessageInsert.
@@ -54,8 +62,6 @@ type inserter struct {
 	log   *slog.Logger
 	// inserted runs after a group was committed (the engine's Nudge).
 	inserted func()
-	// onGroup, when set, sees every group before it is written (tests).
-	onGroup func(calls int, msgs []store.NewMessage)
 
 	mu      sync.Mutex
 	queue   []*insertCall
@@ -164,7 +170,20 @@ func clashes(refs map[string]bool, msgs []store.NewMessage) bool {
 // every call is written on its own so that one bad message fails only its
 // own request. Any other error fails the whole group: the database is down
 // or broken, and trying each call again would only pile on.
+//
+// A panic in the store fails the calls not yet answered instead of the
+// process, as a panic in a handler would.
 func (ins *inserter) write(group []*insertCall) {
+	defer func() {
+		if v := recover(); v != nil {
+			ins.log.Error("api: inserting messages panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			for _, c := range group {
+				if !c.answered {
+					c.answer(nil, fmt.Errorf("inserting the messages panicked: %v: %w", v, errStoreBroken))
+				}
+			}
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	msgs := group[0].msgs
@@ -174,31 +193,27 @@ func (ins *inserter) write(group []*insertCall) {
 			msgs = append(msgs, c.msgs...)
 		}
 	}
-	if ins.onGroup != nil {
-		ins.onGroup(len(group), msgs)
-	}
 	res, err := insertChecked(ctx, ins.store, msgs)
 	if err == nil {
 		ins.inserted()
 		for _, c := range group {
-			c.res, res = res[:len(c.msgs):len(c.msgs)], res[len(c.msgs):]
-			close(c.done)
+			c.answer(res[:len(c.msgs):len(c.msgs)], nil)
+			res = res[len(c.msgs):]
 		}
 		return
 	}
 	if len(group) == 1 || !errors.Is(err, store.ErrInvalid) {
 		for _, c := range group {
-			c.err = err
-			close(c.done)
+			c.answer(nil, err)
 		}
 		return
 	}
 	ins.log.Debug("api: a grouped insert was refused; inserting its requests one by one", slog.Int("requests", len(group)), slog.Any("error", err))
 	var stored bool
 	for _, c := range group {
-		c.res, c.err = insertChecked(ctx, ins.store, c.msgs)
-		stored = stored || c.err == nil
-		close(c.done)
+		res, err := insertChecked(ctx, ins.store, c.msgs)
+		c.answer(res, err)
+		stored = stored || err == nil
 	}
 	if stored {
 		ins.inserted()

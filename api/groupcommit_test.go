@@ -225,6 +225,22 @@ func TestInserterOutageFailsTheGroup(t *testing.T) {
 	require.Zero(t, g.nudges.Load())
 }
 
+func TestInserterSurvivesAPanic(t *testing.T) {
+	t.Parallel()
+	g := setupGroup(t)
+	g.st.insert = func([]store.NewMessage) ([]store.InsertResult, error) { panic("driver bug") }
+	g.queue(t, context.Background(), store.NewMessage{Body: "a"})
+	close(g.st.release)
+	require.ErrorIs(t, (<-g.first).err, errStoreBroken)
+	require.ErrorIs(t, g.outcome(t, "a").err, errStoreBroken)
+	require.Equal(t, http.StatusInternalServerError, insertProblem(errStoreBroken).Status)
+
+	g.st.insert = nil
+	res, err := g.ins.insert(context.Background(), []store.NewMessage{{Body: "after"}})
+	require.NoError(t, err, "the inserter works on after a panic")
+	require.Len(t, res, 1)
+}
+
 func TestInserterAbandonedCallIsNotWritten(t *testing.T) {
 	t.Parallel()
 	g := setupGroup(t)
