@@ -135,8 +135,9 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	// when the engine could not be started cleanly below.
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAPI()
-	apiDone := make(chan error, 1)
+	var apiDone chan error // nil without an API: never ready in the select below
 	if withAPI {
+		apiDone = make(chan error, 1)
 		go func() {
 			apiDone <- api.Serve(apiCtx, api.ServeConfig{
 				Addr:            apiAddr,
@@ -151,8 +152,6 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 			a.stopEngine(eng)
 			return err
 		}
-	} else {
-		close(apiDone)
 	}
 	fmt.Fprintln(a.stdout, a.announce(chs, created, o, a.apiURL(apiAddr)))
 

@@ -19,6 +19,11 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	// Servers started by tests, also in child processes, serve their API
+	// on a free port instead of all wanting 127.0.0.1:8080.
+	if os.Getenv("HERMOD_API_LISTEN") == "" {
+		os.Setenv("HERMOD_API_LISTEN", "127.0.0.1:0")
+	}
 	os.Exit(m.Run())
 }
 
@@ -56,7 +61,8 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
-	return &testEnv{t: t, dir: t.TempDir(), env: map[string]string{}}
+	// A free port for the API of every server a test starts.
+	return &testEnv{t: t, dir: t.TempDir(), env: map[string]string{"HERMOD_API_LISTEN": "127.0.0.1:0"}}
 }
 
 func (e *testEnv) getenv(k string) string { return e.env[k] }
