@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -358,3 +359,30 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }
 
+
+// TestConfigDocumented: every key of the configuration file is in
+// docs/configuration.md, so that a new setting cannot go undocumented.
+func TestConfigDocumented(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	require.NoError(t, err)
+	var keys []string
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name := prefix + strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
+				walk(name+".", f.Type)
+				continue
+			}
+			keys = append(keys, name)
+		}
+	}
+	walk("", reflect.TypeFor[Config]())
+	require.Contains(t, keys, "engine.storeTimeout")
+	require.Contains(t, keys, "api.tls.cert")
+	for _, k := range keys {
+		require.Contains(t, string(doc), "`"+k+"`", "docs/configuration.md does not document %s", k)
+	}
+}
