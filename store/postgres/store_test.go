@@ -514,6 +514,52 @@ func TestReportBeforeSubmitResponse(t *testing.T) {
 	got := get(t, s, m.ID)
 	require.Equal(t, store.StatusDelivered, got.Status)
 	require.Equal(t, 1, got.TotalParts)
+	require.False(t, got.SentTime.IsZero())
+	require.False(t, got.DeliveredTime.IsZero())
+	require.Equal(t, []string{"QUEUED", "SENDING", "SENT", "DELIVERED"}, traceStatuses(t, got.Trace))
+	parts, err := s.MessageParts(ctx, m.ID)
+	require.NoError(t, err)
+	require.Len(t, parts, 1)
+	require.Equal(t, store.PartDelivered, parts[0].Status)
+
+	// Not delivered, single part: the error comes with it.
+	m = sendOne(t, s, c)
+	_, err = s.MessageReportApply(ctx, []store.ReportParams{{ChannelID: c.ID, Reference: "early2", Status: store.PartNotDelivered, ErrorCode: "0x0b"}})
+	require.NoError(t, err)
+	_, err = s.MessageMarkSent(ctx, []store.SentParams{{ID: m.ID, Owner: "n1", Reference: "early2"}})
+	require.NoError(t, err)
+	got = get(t, s, m.ID)
+	require.Equal(t, store.StatusNotDelivered, got.Status)
+	require.Equal(t, "0x0b", got.ErrorCode)
+	require.Equal(t, "part 1 was not delivered", got.StatusDetails)
+	require.True(t, got.DeliveredTime.IsZero())
+	require.Equal(t, []string{"QUEUED", "SENDING", "SENT", "NOTDELIVERED"}, traceStatuses(t, got.Trace))
+
+	// Every part of a multi-part message reported early: DELIVERED.
+	m = sendOne(t, s, c)
+	_, err = s.MessageReportApply(ctx, []store.ReportParams{
+		{ChannelID: c.ID, Reference: "mp1", Status: store.PartDelivered},
+		{ChannelID: c.ID, Reference: "mp2", Status: store.PartDelivered},
+	})
+	require.NoError(t, err)
+	_, err = s.MessageMarkSent(ctx, []store.SentParams{{ID: m.ID, Owner: "n1", Reference: "mp1",
+		Parts: []store.Part{{PartNumber: 1, Reference: "mp1"}, {PartNumber: 2, Reference: "mp2"}}}})
+	require.NoError(t, err)
+	got = get(t, s, m.ID)
+	require.Equal(t, store.StatusDelivered, got.Status)
+	require.Equal(t, []string{"QUEUED", "SENDING", "SENT", "DELIVERED"}, traceStatuses(t, got.Trace))
+
+	// One part of two reported early: SENT until the other comes.
+	m = sendOne(t, s, c)
+	_, err = s.MessageReportApply(ctx, []store.ReportParams{{ChannelID: c.ID, Reference: "half1", Status: store.PartDelivered}})
+	require.NoError(t, err)
+	_, err = s.MessageMarkSent(ctx, []store.SentParams{{ID: m.ID, Owner: "n1", Reference: "half1",
+		Parts: []store.Part{{PartNumber: 1, Reference: "half1"}, {PartNumber: 2, Reference: "half2"}}}})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusSent, get(t, s, m.ID).Status)
+	_, err = s.MessageReportApply(ctx, []store.ReportParams{{ChannelID: c.ID, Reference: "half2", Status: store.PartDelivered}})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusDelivered, get(t, s, m.ID).Status)
 
 	var pending int
 	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM PendingReports`).Scan(&pending))
