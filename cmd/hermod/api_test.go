@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/hermod-sms/hermod/api"
 	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/store"
+	"github.com/hermod-sms/hermod/store/postgres"
 )
 
 var apiURLPattern = regexp.MustCompile(`, API (https?://\S+) \(needs a key`)
@@ -385,4 +387,88 @@ func TestConfigDocumented(t *testing.T) {
 	for _, k := range keys {
 		require.Contains(t, string(doc), "`"+k+"`", "docs/configuration.md does not document %s", k)
 	}
+}
+
+// TestRunStreamsEngineEvents: GET /api/v1/events carries the engine's
+// state changes (SENDING and SENT are published by the engine, not the
+// API; the engine does not publish delivery reports, see Engine.Subscribe).
+func TestRunStreamsEngineEvents(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	srv := e.start()
+	key := strings.TrimSpace(e.mustRun("apikey", "create", "dash", "--scopes", "send,read"))
+	c := client.New(srv.apiURL(t), key)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	got := make(chan client.Event, 16)
+	go func() {
+		defer close(got)
+		for ev, err := range c.Events(ctx, store.StatusSending, store.StatusSent) {
+			if err != nil {
+				return
+			}
+			got <- ev
+		}
+	}()
+	// The stream is open once the server holds the subscription; send
+	// until an event for one of the messages arrives.
+	ids := map[int64]bool{}
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case ev, ok := <-got:
+			require.True(t, ok, "the event stream ended; server log: %s", srv.errOut.String())
+			if ids[ev.MessageID] && ev.Status == store.StatusSent {
+				require.Equal(t, int64(1), ev.ChannelID, "the simulator sent it")
+				return
+			}
+		case <-tick.C:
+			res, err := c.Send(ctx, client.NewMessage{ToAddress: "+31612345678", Body: "watched"})
+			require.NoError(t, err)
+			ids[res.ID] = true
+		case <-ctx.Done():
+			t.Fatalf("no SENT event for the %d messages sent; server log: %s", len(ids), srv.errOut.String())
+		}
+	}
+}
+
+// TestPostgresAPI: the API served by hermod run on PostgreSQL, in a schema
+// of its own.
+func TestPostgresAPI(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("HERMOD_TEST_POSTGRES")
+	if url == "" {
+		if os.Getenv("HERMOD_REQUIRE_POSTGRES") != "" {
+			t.Fatal("HERMOD_REQUIRE_POSTGRES is set but HERMOD_TEST_POSTGRES is not")
+		}
+		t.Skip("HERMOD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	}
+	e := newTestEnv(t)
+	schema := "hermod_cliapi_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	e.env["HERMOD_DB"] = url
+	e.env["HERMOD_POSTGRES_SCHEMA"] = schema
+	t.Cleanup(func() {
+		s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, NoMigrate: true})
+		require.NoError(t, err)
+		defer s.Close()
+		_, err = s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		require.NoError(t, err)
+	})
+	e.mustRun("channels", "add", "sim", "--type", "simulator")
+	key := strings.TrimSpace(e.mustRun("apikey", "create", "pg", "--scopes", "send,read"))
+	srv := e.start()
+	base := srv.apiURL(t)
+	status, _ := call(t, "POST", base+"/api/v1/messages", "", `{"ToAddress":"+31612345678","Body":"no key"}`)
+	require.Equal(t, http.StatusUnauthorized, status)
+
+	e.env["HERMOD_SERVER"] = base
+	e.env["HERMOD_API_KEY"] = key
+	id := strings.TrimSpace(e.mustRun("send", "--to", "+31612345678", "--body", "pg via the server", "--channel", "sim"))
+	require.Eventually(t, func() bool {
+		return regexp.MustCompile(`\nStatus:\s+DELIVERED\n`).MatchString(e.mustRun("messages", "show", id))
+	}, 30*time.Second, 50*time.Millisecond, "server log: %s", srv.errOut.String())
+	require.NotContains(t, e.mustRun("messages", "list"), "no key")
+	require.Equal(t, 0, srv.stop(t), srv.errOut.String())
 }
