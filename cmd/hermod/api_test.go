@@ -361,7 +361,6 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }
 
-
 // TestConfigDocumented: every key of the configuration file is in
 // docs/configuration.md, so that a new setting cannot go undocumented.
 func TestConfigDocumented(t *testing.T) {
