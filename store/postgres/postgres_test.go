@@ -41,7 +41,7 @@ func openTestStore(t testing.TB, url string) *postgres.Store {
 	s, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		_, err := s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		_, err := s.Pool().Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
 		s.Close()
 		require.NoError(t, err)
 	})

@@ -896,3 +896,15 @@ func TestConcurrentOpenMigrates(t *testing.T) {
 	require.False(t, dirty)
 	require.Equal(t, latest, current)
 }
+
+func TestDropSchema(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := testContext(t)
+	require.NoError(t, s.DropSchema(ctx))
+	var n int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, s.Schema()).Scan(&n))
+	require.Zero(t, n)
+	_, err := s.MessageGet(ctx, 1)
+	require.Error(t, err)
+}
