@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hermod-sms/hermod/store"
@@ -36,6 +37,9 @@ const (
 	maxClaimBatch            = 1000 // SQL Server escalates locks at 5,000
 	routeBatch               = 1000
 	leaderName               = "default"
+	// maxNodeName leaves room in LeaseOwner (128 characters) for the
+	// "#claim" suffix of each claim's lease.
+	maxNodeName = 100
 )
 
 // Config configures an Engine. Only Store is required; every zero field
@@ -118,8 +122,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Node == "" {
 		cfg.Node = defaultNodeName()
 	}
-	if len(cfg.Node) > 128 {
-		return cfg, fmt.Errorf("engine: Config.Node %q is %d characters long: at most 128", cfg.Node, len(cfg.Node))
+	if len(cfg.Node) > maxNodeName {
+		return cfg, fmt.Errorf("engine: Config.Node %q is %d characters long: at most %d", cfg.Node, len(cfg.Node), maxNodeName)
 	}
 	if cfg.NoChannels && len(cfg.OnlyChannels) > 0 {
 		return cfg, errors.New("engine: Config.NoChannels and Config.OnlyChannels are both set: choose one")
@@ -217,6 +221,7 @@ type Engine struct {
 	host   string
 	health *health
 	events *eventHub
+	claims atomic.Uint64 // numbers each claim's lease owner
 
 	routerWake   *broadcast // fired by Nudge, notifications and channel changes
 	producerWake *broadcast // fired when messages became QUEUED

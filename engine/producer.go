@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -119,6 +120,10 @@ func (p *producer) work(ctx context.Context) {
 		}
 		// The claim runs under the hard-stop context only: once it has
 		// committed, the messages are sent even if Stop comes meanwhile.
+		// Each claim holds its own lease owner, "node#n": a result of an
+		// older attempt (rescued meanwhile and claimed again, even by this
+		// node) no longer matches and cannot overwrite the newer attempt.
+		params.Owner = e.node + "#" + strconv.FormatUint(e.claims.Add(1), 36)
 		var msgs []*store.Message
 		err := e.health.call(ctx, "MessageClaim", func(ctx context.Context) (err error) {
 			msgs, err = e.store.MessageClaim(ctx, params)
@@ -248,7 +253,7 @@ func (p *producer) complete(msgs []*store.Message, out sendOutcome) {
 			}
 			e.completer.addSent(chID, store.SentParams{
 				ID:        m.ID,
-				Owner:     e.node,
+				Owner:     m.LeaseOwner,
 				Reference: truncate(r.Reference, 100),
 				Parts:     parts,
 				Note:      truncate(note, 900),
@@ -263,14 +268,14 @@ func (p *producer) complete(msgs []*store.Message, out sendOutcome) {
 		case out.err == nil && channels.IsPermanent(err):
 			e.completer.addFailed(chID, store.FailParams{
 				ID:        m.ID,
-				Owner:     e.node,
+				Owner:     m.LeaseOwner,
 				ErrorCode: truncate(code, 64),
 				Error:     truncate(fmt.Sprintf("permanent error via %s (attempt %d): %s", name, m.Attempts, why), 900),
 			})
 		case m.Attempts >= e.cfg.MaxAttempts:
 			e.completer.addFailed(chID, store.FailParams{
 				ID:        m.ID,
-				Owner:     e.node,
+				Owner:     m.LeaseOwner,
 				ErrorCode: truncate(code, 64),
 				Error:     truncate(fmt.Sprintf("gave up after %d attempts, the last via %s: %s", m.Attempts, name, why), 900),
 			})
@@ -278,7 +283,7 @@ func (p *producer) complete(msgs []*store.Message, out sendOutcome) {
 			delay := retryDelay(e.cfg.RetryBase, e.cfg.RetryMax, m.Attempts)
 			e.completer.addRetry(chID, store.RetryParams{
 				ID:        m.ID,
-				Owner:     e.node,
+				Owner:     m.LeaseOwner,
 				Delay:     delay,
 				ErrorCode: truncate(code, 64),
 				Error:     truncate(fmt.Sprintf("retry in %s after attempt %d via %s: %s", roundDelay(delay), m.Attempts, name, why), 900),
