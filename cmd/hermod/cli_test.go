@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,11 +324,18 @@ func TestSignalStopsRun(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), " running: ") },
 		30*time.Second, 10*time.Millisecond, "stderr: %s", errOut.String())
 
+	// The API is served too (on the free port TestMain asks for).
+	base := (&server{out: out}).apiURL(t)
+	status, _ := call(t, "GET", base+"/api/v1/messages", "", "")
+	require.Equal(t, 401, status)
+
 	start := time.Now()
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "exit after SIGTERM; stderr: %s", errOut.String())
 	require.Less(t, time.Since(start), 10*time.Second)
 	require.FileExists(t, filepath.Join(dir, "hermod.db"))
+	_, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), time.Second)
+	require.Error(t, err, "the API stopped with the process")
 }
 
 // TestPostgresSendShow runs the commands against PostgreSQL, in a schema
