@@ -21,6 +21,14 @@
 //	})
 //	err = api.Serve(ctx, api.ServeConfig{Addr: ":8080", CertFile: c, KeyFile: k}, srv)
 //
+// Small sends share transactions (group commit): concurrent POSTs of up to
+// 100 messages are queued, and one goroutine writes everything queued with
+// one store.MessageInsert and then answers each request, so that a burst of
+// single messages costs a few disk flushes instead of one each. A lone
+// request is written at once; two messages with the same ClientReference
+// never share a transaction; a group the store refuses as invalid is
+// written request by request. docs/benchmarks.md has the figures.
+//
 // API keys are made with CreateKey (shown once, stored as a SHA-256 hash)
 // and revoked with RevokeKey; `hermod apikey create|list|revoke` calls them.
 package api
