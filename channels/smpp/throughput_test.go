@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -138,8 +139,10 @@ func TestThroughputThroughEngine(t *testing.T) {
 		// Wait as hermod bench does, so that the wait costs the database
 		// little: the last message by primary key every 50ms, a count
 		// every 2s or when that message is final.
-		deadline := time.Now().Add(time.Duration(n/100+120) * time.Second)
-		var lastCount time.Time
+		// No progress for 30s is a stall: fail with the status counts and
+		// every goroutine's stack, rather than wait for leases to expire.
+		var lastCount, lastChange time.Time
+		var prev map[string]int
 		for {
 			m, err := s.MessageGet(ctx, last)
 			require.NoError(t, err)
@@ -150,8 +153,13 @@ func TestThroughputThroughEngine(t *testing.T) {
 				if counts[store.StatusDelivered] >= n {
 					break
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("after %v only %d of %d delivered: %v", time.Since(start), counts[store.StatusDelivered], n, counts)
+				if !maps.Equal(counts, prev) {
+					prev, lastChange = counts, time.Now()
+				} else if time.Since(lastChange) > 30*time.Second {
+					var dump strings.Builder
+					_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+					t.Logf("goroutines:\n%s", dump.String())
+					t.Fatalf("stalled: no message changed status for 30s after %v: %v; channel %+v", time.Since(start), counts, srv.Bound())
 				}
 			}
 			time.Sleep(50 * time.Millisecond)
