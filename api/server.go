@@ -1,12 +1,9 @@
 package api
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"runtime/debug"
@@ -304,83 +301,6 @@ func (s *Server) publish(id int64, status string, channelID int64) {
 	if s.own.hasSubscribers() {
 		s.own.Publish(Event{MessageID: id, Status: status, ChannelID: channelID, Time: s.now().UTC()})
 	}
-}
-
-// ServeConfig is where and how Serve listens.
-type ServeConfig struct {
-	// Addr is the listen address, e.g. ":8080".
-	Addr string
-	// CertFile and KeyFile, when both set, serve HTTPS with that
-	// certificate and key (PEM files).
-	CertFile, KeyFile string
-	// ShutdownTimeout bounds the graceful shutdown. 0: 10 seconds.
-	ShutdownTimeout time.Duration
-	// Logger; nil: slog.Default().
-	Logger *slog.Logger
-}
-
-// Serve listens on cfg.Addr and serves h until ctx is done, then shuts down
-// gracefully. It returns nil after a clean shutdown. This is what
-// `hermod serve` (and `hermod run` with the API enabled) calls.
-func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
-		return errors.New("api: TLS needs both a certificate file and a key file")
-	}
-	srv := &http.Server{
-		Addr:              cfg.Addr,
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second, // the event stream extends its own deadline
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	var tlsOn bool
-	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return fmt.Errorf("api: load TLS certificate %s and key %s: %w", cfg.CertFile, cfg.KeyFile, err)
-		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		tlsOn = true
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("api: listen on %s: %w (is another process using the port?)", cfg.Addr, err)
-	}
-	cfg.Logger.InfoContext(ctx, "api: listening", slog.String("addr", ln.Addr().String()), slog.Bool("tls", tlsOn))
-	errc := make(chan error, 1)
-	go func() {
-		if tlsOn {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("api: serve: %w", err)
-	case <-ctx.Done():
-	}
-	timeout := cfg.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("api: shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("api: serve: %w", err)
-	}
-	return nil
 }
 
 func parseID(r *http.Request) (int64, *problem) {

@@ -17,6 +17,8 @@ import (
 // optional status query parameter (comma separated) filters by status.
 // A client that reads too slowly loses events rather than slowing the
 // server; it should re-read the messages it cares about after reconnecting.
+// The stream ends when the server begins to shut down (see Serve), so that
+// the shutdown does not wait for the client to hang up.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) *problem {
 	var want map[string]bool
 	for k := range r.URL.Query() {
@@ -54,6 +56,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) *problem {
 	if err := rc.Flush(); err != nil {
 		return internal(fmt.Errorf("event stream: the response writer cannot flush: %w", err))
 	}
+	stopping := shuttingDown(r.Context())
 	tick := time.NewTicker(eventHeartbeat)
 	defer tick.Stop()
 	var seq int64
@@ -73,6 +76,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) *problem {
 		var err error
 		select {
 		case <-r.Context().Done():
+			return nil
+		case <-stopping:
+			// A comment says why the stream ends; the client reconnects
+			// (to another node, or to this one once it is back).
+			_ = rc.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := fmt.Fprint(w, ": hermod is shutting down\n\n"); err == nil {
+				_ = rc.Flush()
+			}
 			return nil
 		case e, ok := <-own:
 			if !ok {
