@@ -71,13 +71,23 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	}
 	// Check what can be checked before anything starts: a certificate
 	// that does not load or a port in use is a one-line error, not a
-	// half-started server.
-	var apiAddr string
+	// half-started server. The API's listener is bound here and handed to
+	// api.Serve, so that the address announced is the one served (also
+	// with port 0) and no other process can take it in between.
+	var (
+		apiLn   net.Listener // closed on return unless handed to api.Serve
+		apiAddr string
+	)
 	if withAPI {
 		var err error
-		if apiAddr, err = a.checkAPI(); err != nil {
+		if apiLn, apiAddr, err = a.checkAPI(); err != nil {
 			return err
 		}
+		defer func() {
+			if apiLn != nil {
+				_ = apiLn.Close()
+			}
+		}()
 	}
 
 	s, err := a.openStore(ctx, true)
@@ -138,20 +148,19 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 	var apiDone chan error // nil without an API: never ready in the select below
 	if withAPI {
 		apiDone = make(chan error, 1)
+		// The listener accepts connections already; Serve answers them
+		// and closes it when it returns.
+		ln := apiLn
+		apiLn = nil
 		go func() {
 			apiDone <- api.Serve(apiCtx, api.ServeConfig{
-				Addr:            apiAddr,
+				Listener:        ln,
 				CertFile:        resolve(a.dir, a.cfg.API.TLS.Cert),
 				KeyFile:         resolve(a.dir, a.cfg.API.TLS.Key),
 				ShutdownTimeout: a.cfg.Engine.ShutdownTimeout,
 				Logger:          a.logger,
 			}, srv)
 		}()
-		if err := waitListening(ctx, apiAddr, apiDone); err != nil {
-			stopAPI()
-			a.stopEngine(eng)
-			return err
-		}
 	}
 	fmt.Fprintln(a.stdout, a.announce(chs, created, o, a.apiURL(apiAddr)))
 
@@ -195,65 +204,24 @@ func (a *app) stopEngine(eng *engine.Engine) error {
 }
 
 // checkAPI checks the API settings that need the file system or the
-// network, and returns the address to serve on with port 0 replaced by a
-// free port.
-func (a *app) checkAPI() (string, error) {
+// network, and listens on api.listen. It returns the listener, for
+// api.Serve, and the address served: api.listen's host with the port bound
+// (port 0 becomes the free port found).
+func (a *app) checkAPI() (net.Listener, string, error) {
 	c := a.cfg.API
 	if c.TLS.Cert != "" {
 		cert, key := resolve(a.dir, c.TLS.Cert), resolve(a.dir, c.TLS.Key)
 		if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
-			return "", configErrorf("api.tls: the certificate %s and key %s do not load (%v): give PEM files that belong together (fix api.tls.cert/key or HERMOD_API_TLS_CERT/KEY)", cert, key, err)
+			return nil, "", configErrorf("api.tls: the certificate %s and key %s do not load (%v): give PEM files that belong together (fix api.tls.cert/key or HERMOD_API_TLS_CERT/KEY)", cert, key, err)
 		}
 	}
 	addr := strings.TrimSpace(c.Listen)
-	// Listening here says at once whether the address can be used. The
-	// listener is closed again because api.Serve listens itself; with
-	// port 0 the port found here is the one served.
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("the HTTP API cannot listen on %s (%v): is another hermod or program using the port? Set another address with --api-listen, HERMOD_API_LISTEN or api.listen, or off", addr, err)
+		return nil, "", fmt.Errorf("the HTTP API cannot listen on %s (%v): is another hermod or program using the port? Set another address with --api-listen, HERMOD_API_LISTEN or api.listen, or off", addr, err)
 	}
-	bound := ln.Addr().(*net.TCPAddr)
-	_ = ln.Close()
 	host, _, _ := net.SplitHostPort(addr)
-	return net.JoinHostPort(host, strconv.Itoa(bound.Port)), nil
-}
-
-// waitListening waits until the API accepts connections on addr, or its
-// Serve returns, for at most 10 seconds.
-func waitListening(ctx context.Context, addr string, served <-chan error) error {
-	host, port, _ := net.SplitHostPort(addr)
-	if ip, err := netip.ParseAddr(host); host == "" || err == nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-		if err == nil && ip.Is6() {
-			host = "::1"
-		}
-	}
-	target := net.JoinHostPort(host, port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var d net.Dialer
-		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		conn, err := d.DialContext(dctx, "tcp", target)
-		cancel()
-		if err == nil {
-			_ = conn.Close()
-			return nil
-		}
-		select {
-		case err := <-served:
-			if err == nil {
-				err = errors.New("it stopped at once")
-			}
-			return fmt.Errorf("start the HTTP API on %s: %w", addr, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the HTTP API on %s does not accept connections after 10s: check api.listen", addr)
-		}
-	}
+	return ln, net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)), nil
 }
 
 // newAPIServer builds the HTTP API on the store, nudging the engine after
