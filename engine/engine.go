@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,24 @@ type Config struct {
 	// NoChannels runs no channel at all: a maintenance or API-only node.
 	// The node still routes, rescues, sweeps and elects.
 	NoChannels bool
+
+	// ChildCommand builds the command that runs one channel in a child
+	// process, for channels whose Settings say "process": "child" (see
+	// ProcessSetting). The command must run an engine with OnlyChannels
+	// set to the channel, Node and ParentNode set from p, on the same
+	// database (`hermod channel run NAME`), and stop cleanly when its
+	// standard input reaches end of file. The engine sets the command's
+	// Stdin, Stdout and Stderr (its output is copied into this engine's
+	// log) and starts, watches, restarts and stops the process. Pass
+	// secrets such as a database password in the command's environment,
+	// never in its arguments, which every user can list. Nil: such
+	// channels do not run here (their status says why).
+	ChildCommand func(p ChildProcess) (*exec.Cmd, error)
+	// ParentNode is the node name of the engine that started this process
+	// through its ChildCommand (ChildProcess.ParentNode). Channels pinned
+	// to the parent run here too, and the channel states this engine
+	// publishes name the child process.
+	ParentNode string
 
 	// ClaimBatch is the most messages one claim takes, for channels that
 	// do not say (channels.Limits). Default 200, at most 1000.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,8 +26,9 @@ const (
 )
 
 // supervisor reads the Channels table every ChannelRefresh, keeps the list
-// of channels the router may route to, and runs (through a runner each)
-// the enabled channels this node may run.
+// of channels the router may route to, and runs the enabled channels this
+// node may run: in this process (a runner each) or, for channels whose
+// settings say "process": "child", in a child process (a childRunner each).
 type supervisor struct {
 	e       *Engine
 	refresh chan struct{}
@@ -38,7 +40,7 @@ type supervisor struct {
 	probes  map[int64]probe // only the supervisor's goroutine uses it
 
 	mu         sync.Mutex
-	runners    map[int64]*runner
+	runners    map[int64]channelRunner
 	exiting    map[int64]chan struct{} // runners being stopped, by channel ID
 	runnerWG   sync.WaitGroup
 	runnersCtx context.Context
@@ -48,7 +50,23 @@ type supervisor struct {
 	started   testSignal[string]  // a channel started (its name)
 	failed    testSignal[string]  // a channel failed and will be restarted (its name)
 	exited    testSignal[string]  // a runner ended (its name)
+	// childExited: a channel's child process exited by itself.
+	childExited testSignal[childExit]
 }
+
+// channelRunner runs one channel, in this process (runner) or in a child
+// process (childRunner).
+type channelRunner interface {
+	Start(ctx context.Context) error
+	// Stop stops the channel within ctx's deadline and publishes its
+	// final state.
+	Stop(ctx context.Context)
+	// sameConfig reports whether c would run the same way.
+	sameConfig(c *store.Channel) bool
+	name() string
+}
+
+func (r *runner) name() string { return r.cfg.Name }
 
 // catalog is what the router needs from one read of Channels.
 type catalog struct {
@@ -56,10 +74,14 @@ type catalog struct {
 	readAt   time.Time
 }
 
-// probe caches whether a channel's configuration can send.
+// probe caches whether a channel's configuration can send, and where it
+// runs.
 type probe struct {
 	typ, settings string
 	canSend       bool
+	process       string // ProcessInline or ProcessChild
+	processErr    error  // the "process" setting is invalid
+	reported      bool   // processErr was published as the channel's state
 }
 
 func newSupervisor(e *Engine) *supervisor {
@@ -67,7 +89,7 @@ func newSupervisor(e *Engine) *supervisor {
 		e:       e,
 		refresh: make(chan struct{}, 1),
 		status:  newStatusWriter(e),
-		runners: map[int64]*runner{},
+		runners: map[int64]channelRunner{},
 		exiting: map[int64]chan struct{}{},
 		probes:  map[int64]probe{},
 	}
@@ -111,11 +133,11 @@ func (s *supervisor) Start(ctx context.Context) error {
 func (s *supervisor) Stop(ctx context.Context) {
 	s.loop.stop(ctx)
 	s.mu.Lock()
-	runners := make([]*runner, 0, len(s.runners))
+	runners := make([]channelRunner, 0, len(s.runners))
 	for _, r := range s.runners {
 		runners = append(runners, r)
 	}
-	s.runners = map[int64]*runner{}
+	s.runners = map[int64]channelRunner{}
 	s.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, r := range runners {
@@ -169,7 +191,8 @@ func (s *supervisor) allowed(c *store.Channel) bool {
 	if len(e.cfg.OnlyChannels) > 0 && !slices.Contains(e.cfg.OnlyChannels, c.Name) {
 		return false
 	}
-	return c.Node == "" || c.Node == e.node || (e.host != "" && c.Node == e.host)
+	return c.Node == "" || c.Node == e.node || (e.host != "" && c.Node == e.host) ||
+		(e.cfg.ParentNode != "" && c.Node == e.cfg.ParentNode)
 }
 
 // probeTimeout bounds a channel constructor called to probe its settings.
@@ -181,8 +204,21 @@ const probeTimeout = 5 * time.Second
 // nothing (channels.Channel.Start does). A constructor that panics or
 // hangs counts as invalid settings.
 func (s *supervisor) canSend(c *store.Channel) bool {
+	return s.probe(c).canSend
+}
+
+// probe returns c's cached probe, probing it first if its Type or Settings
+// changed.
+func (s *supervisor) probe(c *store.Channel) probe {
 	if p, ok := s.probes[c.ID]; ok && p.typ == c.Type && p.settings == c.Settings {
-		return p.canSend
+		return p
+	}
+	process, _, perr := SplitChannelSettings(c.Settings)
+	if perr != nil {
+		s.e.log.Error("channel configuration is invalid; messages are not routed to it", "channel", c.Name, "type", c.Type, "error", perr)
+		p := probe{typ: c.Type, settings: c.Settings, process: ProcessInline, processErr: perr}
+		s.probes[c.ID] = p
+		return p
 	}
 	type answer struct {
 		can bool
@@ -214,12 +250,19 @@ func (s *supervisor) canSend(c *store.Channel) bool {
 	if err != nil {
 		s.e.log.Error("channel configuration is invalid; messages are not routed to it", "channel", c.Name, "type", c.Type, "error", err)
 	}
-	s.probes[c.ID] = probe{typ: c.Type, settings: c.Settings, canSend: can}
-	return can
+	p := probe{typ: c.Type, settings: c.Settings, canSend: can, process: process}
+	s.probes[c.ID] = p
+	return p
 }
 
+// channelConfig is what c's constructor gets: its settings without the
+// engine's own ProcessSetting.
 func channelConfig(c *store.Channel, log *slog.Logger) channels.Config {
-	return channels.Config{ID: c.ID, Name: c.Name, Settings: json.RawMessage(c.Settings), Logger: log.With("channel", c.Name)}
+	settings := json.RawMessage(c.Settings)
+	if _, rest, err := SplitChannelSettings(c.Settings); err == nil {
+		settings = rest
+	}
+	return channels.Config{ID: c.ID, Name: c.Name, Settings: settings, Logger: log.With("channel", c.Name)}
 }
 
 // apply reconciles the running channels with the table.
@@ -257,7 +300,7 @@ func (s *supervisor) apply(ctx context.Context, list []*store.Channel) {
 		delete(s.runners, id)
 		done := make(chan struct{})
 		s.exiting[id] = done
-		s.e.log.Info("stopping channel", "channel", r.cfg.Name, "reason", stopReason(c, ok, s.allowed))
+		s.e.log.Info("stopping channel", "channel", r.name(), "reason", stopReason(c, ok, s.allowed))
 		go func() {
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultStopTimeout)
 			defer cancel()
@@ -284,7 +327,23 @@ func (s *supervisor) apply(ctx context.Context, list []*store.Channel) {
 		if _, exiting := s.exiting[c.ID]; exiting {
 			continue // started by the refresh its stop requests
 		}
-		r := newRunner(s, c)
+		p := s.probe(c)
+		if p.processErr != nil {
+			if !p.reported {
+				p.reported = true
+				s.probes[c.ID] = p
+				s.status.set(store.ChannelStatusParams{ID: c.ID, Node: s.e.node, Status: channelError, Details: truncate(p.processErr.Error(), 1000)})
+			}
+			continue
+		}
+		var r channelRunner
+		if p.process == ProcessChild && len(s.e.cfg.OnlyChannels) == 0 {
+			r = newChildRunner(s, c)
+		} else {
+			// Inline, or this engine is the child (or a dedicated
+			// `hermod channel run`) for the channel.
+			r = newRunner(s, c)
+		}
 		if err := r.Start(s.runnersCtx); err != nil {
 			s.e.log.Error("channel not started", "channel", c.Name, "error", err)
 			continue
@@ -318,12 +377,13 @@ type statusWriter struct {
 	mu      sync.Mutex
 	pending map[int64]store.ChannelStatusParams
 	wake    chan struct{}
+	flushed chan struct{} // closed and replaced after each flush round
 	loop
 	written testSignal[store.ChannelStatusParams]
 }
 
 func newStatusWriter(e *Engine) *statusWriter {
-	return &statusWriter{e: e, pending: map[int64]store.ChannelStatusParams{}, wake: make(chan struct{}, 1)}
+	return &statusWriter{e: e, pending: map[int64]store.ChannelStatusParams{}, wake: make(chan struct{}, 1), flushed: make(chan struct{})}
 }
 
 func (w *statusWriter) Start(ctx context.Context) error {
@@ -334,12 +394,49 @@ func (w *statusWriter) Start(ctx context.Context) error {
 func (w *statusWriter) Stop(ctx context.Context) { w.loop.drain(ctx) }
 
 func (w *statusWriter) set(p store.ChannelStatusParams) {
+	if w.e.cfg.ParentNode != "" {
+		// A child process says which it is, so that the Channels table
+		// shows where the channel runs.
+		me := fmt.Sprintf("child process pid %d of node %s", os.Getpid(), w.e.cfg.ParentNode)
+		if p.Details == "" {
+			p.Details = me
+		} else {
+			p.Details = truncate(p.Details, 1000-len(me)-3) + " (" + me + ")"
+		}
+	}
 	w.mu.Lock()
 	w.pending[p.ID] = p
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
+	}
+}
+
+// waitWritten waits until no state of channel id is pending, so that a
+// state written later by another process (a channel's child) is not
+// overwritten by an older one from here. It gives up after timeout or when
+// ctx or stopping ends, and reports whether the state was written.
+func (w *statusWriter) waitWritten(ctx context.Context, stopping <-chan struct{}, id int64, timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		_, pending := w.pending[id]
+		flushed := w.flushed
+		w.mu.Unlock()
+		if !pending {
+			return true
+		}
+		select {
+		case <-flushed:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-stopping:
+			return false
+		}
 	}
 }
 
@@ -362,7 +459,12 @@ func (w *statusWriter) run(ctx context.Context) {
 		case <-w.wake:
 		}
 		for {
-			if w.flush(ctx) {
+			ok := w.flush(ctx)
+			w.mu.Lock()
+			close(w.flushed)
+			w.flushed = make(chan struct{})
+			w.mu.Unlock()
+			if ok {
 				bo.reset()
 				break
 			}
