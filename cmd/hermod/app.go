@@ -45,7 +45,10 @@ type app struct {
 
 	cfg    Config
 	loaded bool
-	logger *slog.Logger
+	// configPath is the configuration file that was read (absolute), ""
+	// for none; a channel's child process reads the same.
+	configPath string
+	logger     *slog.Logger
 	// logFile is the open log.file, if any.
 	logFile *os.File
 }
@@ -264,9 +267,16 @@ func (a *app) load() error {
 		if err := loadConfigFile(full, &cfg); err != nil {
 			return err
 		}
+		a.configPath = full
 	} else if _, err := os.Stat(full); err == nil {
 		if err := loadConfigFile(full, &cfg); err != nil {
 			return err
+		}
+		a.configPath = full
+	}
+	if a.configPath != "" {
+		if abs, err := filepath.Abs(a.configPath); err == nil {
+			a.configPath = abs
 		}
 	}
 	if err := applyEnv(&cfg, a.getenv); err != nil {
@@ -307,7 +317,9 @@ func (a *app) load() error {
 	}
 	a.cfg = cfg
 	logOut := a.stderr
-	if cfg.Log.File != "" {
+	// A channel's child process logs to standard error, which its parent
+	// copies into its own log (and file).
+	if cfg.Log.File != "" && !a.isChild() {
 		path := resolve(a.dir, cfg.Log.File)
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/channels"
+	"github.com/hermod-sms/hermod/engine"
 	"github.com/hermod-sms/hermod/store"
 )
 
@@ -93,8 +94,12 @@ func (a *app) cmdChannelsAdd(ctx context.Context, args []string) error {
 		return usagef("--settings is not a JSON object: pass e.g. --settings '{\"latency\":\"50ms\"}'")
 	}
 	// Building the channel validates the type and its settings without
-	// starting it.
-	if _, err := channels.New(*typ, channels.Config{Name: name, Settings: json.RawMessage(*settings)}); err != nil {
+	// starting it; the engine's own "process" setting is not the type's.
+	_, typeSettings, err := engine.SplitChannelSettings(*settings)
+	if err != nil {
+		return usagef("%v: fix --settings", err)
+	}
+	if _, err := channels.New(*typ, channels.Config{Name: name, Settings: typeSettings}); err != nil {
 		if errors.Is(err, channels.ErrUnknownType) {
 			return usagef("%v: pick one of the known types for --type", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,12 @@ func (a *app) cmdChannelRun(ctx context.Context, args []string) error {
 	pos, err := a.parse(a.newFlagSet("channel run"), "hermod channel run NAME [global flags]", args, 1, 1)
 	if err != nil {
 		return err
+	}
+	if a.isChild() {
+		// Started by hermod run: stop when it closes our input.
+		var cancel context.CancelFunc
+		ctx, cancel = untilEndOfInput(ctx, os.Stdin)
+		defer cancel()
 	}
 	return a.serve(ctx, serveOptions{only: pos[0]})
 }
@@ -162,7 +169,12 @@ func (a *app) serve(ctx context.Context, o serveOptions) error {
 			}, srv)
 		}()
 	}
-	fmt.Fprintln(a.stdout, a.announce(chs, created, o, a.apiURL(apiAddr)))
+	if a.isChild() {
+		// The parent logs our output; it has announced itself already.
+		a.logger.Info("channel process running", "channel", o.only, "pid", os.Getpid())
+	} else {
+		fmt.Fprintln(a.stdout, a.announce(chs, created, o, a.apiURL(apiAddr)))
+	}
 
 	var apiErr error
 	select {
@@ -294,6 +306,9 @@ func (a *app) engineConfig(s open.Store, only string) engine.Config {
 	if only != "" {
 		cfg.OnlyChannels = []string{only}
 		cfg.NoChannels = false
+		cfg.ParentNode = a.getenv(parentNodeEnv)
+	} else {
+		cfg.ChildCommand = a.childCommand
 	}
 	return cfg
 }
@@ -306,6 +321,9 @@ func (a *app) announce(chs []*store.Channel, created string, o serveOptions, api
 			continue
 		}
 		n := c.Name + " (" + c.Type
+		if process, _, _ := engine.SplitChannelSettings(c.Settings); process == engine.ProcessChild && o.only == "" {
+			n += ", child process"
+		}
 		if !c.Enabled {
 			n += ", disabled"
 		}

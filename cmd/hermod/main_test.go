@@ -15,7 +15,9 @@ import (
 // TestMain lets a test run the real main in a child process (the test
 // binary itself), for what only a process can show: signals, exit codes.
 func TestMain(m *testing.M) {
-	if os.Getenv("HERMOD_TEST_RUN_MAIN") == "1" {
+	// A channel's child process, started by a `hermod run` of a test
+	// through os.Executable (this binary), is the real main too.
+	if os.Getenv("HERMOD_TEST_RUN_MAIN") == "1" || os.Getenv(parentNodeEnv) != "" {
 		main()
 		return
 	}

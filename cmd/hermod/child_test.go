@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hermod-sms/hermod/channels/simulator"
+	"github.com/hermod-sms/hermod/store"
+	"github.com/hermod-sms/hermod/store/open"
+	"github.com/hermod-sms/hermod/store/postgres"
+)
+
+var childPIDRe = regexp.MustCompile(`msg="channel process running" .*child_pid=(\d+)`)
+
+// childPIDs returns the pids of the child processes that announced
+// themselves in a server's log, in order.
+func childPIDs(log string) []int {
+	var out []int
+	for _, m := range childPIDRe.FindAllStringSubmatch(log, -1) {
+		n, _ := strconv.Atoi(m[1])
+		out = append(out, n)
+	}
+	return out
+}
+
+// TestRunChannelInChildProcess: `hermod run` runs a channel whose settings
+// say "process": "child" as `hermod channel run NAME` in a child process
+// (this test binary re-executed), which sends the messages; a killed child
+// is restarted; stopping the server stops the child. On SQLite, and on
+// PostgreSQL when HERMOD_TEST_POSTGRES is set.
+func TestRunChannelInChildProcess(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("kills the child with SIGKILL")
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		e := newTestEnv(t)
+		testRunChannelInChildProcess(t, e, "sqlite://"+filepath.Join(e.dir, "hermod.db"), "")
+	})
+	if url := os.Getenv("HERMOD_TEST_POSTGRES"); url != "" {
+		t.Run("postgres", func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t)
+			schema := "hermod_child_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			e.env["HERMOD_DB"] = url
+			e.env["HERMOD_POSTGRES_SCHEMA"] = schema
+			t.Cleanup(func() {
+				s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, NoMigrate: true})
+				require.NoError(t, err)
+				defer s.Close()
+				_, err = s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+				require.NoError(t, err)
+			})
+			testRunChannelInChildProcess(t, e, url, schema)
+		})
+	}
+}
+
+func testRunChannelInChildProcess(t *testing.T, e *testEnv, dbURL, schema string) {
+	simLog := filepath.Join(e.dir, "sim.log")
+	out := e.mustRun("channels", "add", "sim", "--type", "simulator",
+		"--settings", fmt.Sprintf(`{"process":"child","reportDelay":"5ms","log":%q}`, simLog))
+	require.Contains(t, out, "channel sim added")
+	requireOneLineError(t, e.run("channels", "add", "bad", "--type", "simulator", "--settings", `{"process":"fork"}`),
+		2, `"process" is "fork"`)
+
+	srv := e.start("--log-level", "info")
+	require.Contains(t, srv.out.String(), "channels sim (simulator, child process)")
+	node := regexp.MustCompile(`, node (\S+),`).FindStringSubmatch(srv.out.String())[1]
+
+	s, err := open.Open(context.Background(), dbURL, open.Options{Schema: schema, NoMigrate: true})
+	require.NoError(t, err)
+	defer s.Close()
+	send := func(body string) int64 {
+		t.Helper()
+		id, err := strconv.ParseInt(strings.TrimSpace(e.mustRun("send", "--to", "+31612345678", "--body", body)), 10, 64)
+		require.NoError(t, err)
+		return id
+	}
+	waitDelivered := func(id int64) *store.Message {
+		t.Helper()
+		var m *store.Message
+		require.Eventually(t, func() bool {
+			var err error
+			m, err = s.MessageGet(context.Background(), id)
+			return err == nil && m.Status == store.StatusDelivered
+		}, 30*time.Second, 20*time.Millisecond, "message %d not delivered; server log:\n%s", id, srv.errOut.String())
+		return m
+	}
+
+	id := send("through a child process")
+	m := waitDelivered(id)
+	// Claimed by the child's node, which is named after this one.
+	require.Contains(t, m.Trace, " by "+node+"/sim/")
+	require.Eventually(t, func() bool { return len(childPIDs(srv.errOut.String())) == 1 }, 10*time.Second, 10*time.Millisecond)
+	first := childPIDs(srv.errOut.String())[0]
+	require.NotEqual(t, os.Getpid(), first)
+	logs := srv.errOut.String()
+	require.Equal(t, schema == "", strings.Contains(logs, "share SQLite's single writer"), "warned on SQLite only")
+	require.Contains(t, logs, `msg="channel started" node=`+node+` channel=sim child_pid=`, "the child's log is in the server's")
+	require.Contains(t, e.mustRun("channels", "list"), fmt.Sprintf("child process pid %d of node %s", first, node))
+
+	// A crash of the child stays there: it is restarted.
+	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return len(childPIDs(srv.errOut.String())) == 2 }, 30*time.Second, 20*time.Millisecond,
+		"no new child; server log:\n%s", srv.errOut.String())
+	require.Contains(t, srv.errOut.String(), "channel child process exited; restarting it")
+	require.Contains(t, srv.errOut.String(), `exit="signal: killed"`)
+	second := childPIDs(srv.errOut.String())[1]
+	id2 := send("after the crash")
+	waitDelivered(id2)
+
+	counts, err := simulator.ReadLog(simLog)
+	require.NoError(t, err)
+	require.Equal(t, map[int64]int{id: 1, id2: 1}, counts, "each message sent once, by a child")
+
+	require.Equal(t, 0, srv.stop(t), "a stop is clean; stderr: %s", srv.errOut.String())
+	require.Contains(t, srv.errOut.String(), `msg="channel child process stopped"`)
+	for _, pid := range []int{first, second} {
+		require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "child %d still runs after hermod run stopped", pid)
+	}
+}
