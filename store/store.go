@@ -202,11 +202,30 @@ type RouteParams struct {
 	Limit    int // at most this many rows per call
 }
 
+// Change is one status transition a store call made and committed: the
+// message, the Status it reached and its ChannelID after the change (0
+// when it has none). Calls that change rows in sets (routing, delivery
+// reports, sweeps, rescues) return them so that the engine can publish
+// every transition without reading the rows again; backends take them
+// from the changing statements themselves (RETURNING, OUTPUT ... INTO),
+// never from a query per row. Their order is unspecified, except that a
+// message named twice by one call (a sweep that makes it NOREPORT, then
+// applies its pending report) is named in the order of its transitions.
+type Change struct {
+	ID        int64
+	Status    string
+	ChannelID int64
+}
+
 // RouteResult counts what MessageRoute did.
 type RouteResult struct {
 	Queued    int
 	NoChannel int
 	Expired   int // due SCHEDULED rows whose ValidUntil had passed become EXPIRED
+	// Changes names every message counted above: QUEUED with the channel
+	// it was routed to, NOCHANNEL (ChannelID as the message asked for, 0
+	// when it named none) and EXPIRED.
+	Changes []Change
 }
 
 // ClaimParams drives MessageClaim.
@@ -256,6 +275,11 @@ type ReportParams struct {
 type ReportResult struct {
 	Matched int // reports that found their part
 	Pending int // reports kept in PendingReports until MessageMarkSent writes their part
+	// Settled names the messages that became DELIVERED or NOTDELIVERED in
+	// this call; a report that changes no message's status (a part of a
+	// multi-part message still waiting for others, a repeated report)
+	// adds none.
+	Settled []Change
 }
 
 // SweepParams drives MessageSweep.
@@ -273,6 +297,21 @@ type SweepResult struct {
 	NoReport       int
 	Expired        int // QUEUED (not SENDING) rows whose ValidUntil passed
 	PendingDeleted int
+	// Changes names every message whose status the sweep changed: the
+	// NOREPORT and EXPIRED ones counted above and, on backends whose sweep
+	// also applies pending reports whose part has appeared since
+	// (PostgreSQL), the DELIVERED and NOTDELIVERED ones those settled.
+	Changes []Change
+}
+
+// SentResult tells what MessageMarkSentSettled did.
+type SentResult struct {
+	// Changed counts the messages made SENT: what MessageMarkSent returns.
+	Changed int
+	// Settled names the messages that delivery reports kept in
+	// PendingReports (they came before the submit response) made
+	// DELIVERED or NOTDELIVERED in the same transaction, after SENT.
+	Settled []Change
 }
 
 // Channel is one row of Channels.
@@ -400,8 +439,9 @@ type Store interface {
 	MessageReportApply(ctx context.Context, p []ReportParams) (ReportResult, error)
 	// MessageRescue returns SENDING messages whose lease expired to QUEUED,
 	// with a Trace line saying the lease of owner X expired and the message
-	// may have been sent (at-least-once). It returns how many.
-	MessageRescue(ctx context.Context, limit int) (int, error)
+	// may have been sent (at-least-once). It returns those messages, each
+	// with Status QUEUED and its channel.
+	MessageRescue(ctx context.Context, limit int) ([]Change, error)
 	// MessageSweep makes overdue SENT messages NOREPORT and expired
 	// QUEUED messages EXPIRED, and deletes stale pending reports.
 	MessageSweep(ctx context.Context, p SweepParams) (SweepResult, error)
@@ -460,6 +500,19 @@ type Store interface {
 	OptionGet(ctx context.Context, name string) (string, error)
 	// OptionSet inserts or replaces an option.
 	OptionSet(ctx context.Context, name, value string) error
+}
+
+// SentSettler is implemented by stores that can name the messages that
+// MessageMarkSent settled by applying delivery reports that came before
+// their submit response. Every backend of this module implements it; the
+// engine, when the store does, uses it instead of MessageMarkSent to
+// publish those DELIVERED and NOTDELIVERED transitions. It is separate
+// from Store so that wrappers of a Store (test doubles that embed one)
+// keep working and simply publish less.
+type SentSettler interface {
+	// MessageMarkSentSettled does exactly what MessageMarkSent does and
+	// also returns the messages the pending reports settled.
+	MessageMarkSentSettled(ctx context.Context, p []SentParams) (SentResult, error)
 }
 
 // Notifier is implemented by stores that can wake the engine when new work

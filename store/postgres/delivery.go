@@ -62,12 +62,9 @@ WITH unscheduled AS (
 		LastUpdate = ` + nowSQL + `,
 		Trace = ` + traceSQL("m.Trace", "x.NewStatus", "CASE WHEN x.NewStatus = 'QUEUED' THEN 'routed to channel ' || x.NewChannel ELSE x.Why END") + `
 	FROM x WHERE m.ID = x.ID
-	RETURNING x.NewStatus
+	RETURNING m.ID, x.NewStatus, m.ChannelID
 )
-SELECT count(*) FILTER (WHERE NewStatus = 'QUEUED'),
-       count(*) FILTER (WHERE NewStatus = 'NOCHANNEL'),
-       count(*) FILTER (WHERE NewStatus = 'EXPIRED')
-FROM upd`
+SELECT ID, NewStatus, ChannelID FROM upd`
 
 // MessageRoute moves due SCHEDULED outgoing messages to QUEUED on a channel
 // (round robin by ID over p.Channels when none is set), or to NOCHANNEL or
@@ -81,12 +78,85 @@ func (s *Store) MessageRoute(ctx context.Context, p store.RouteParams) (store.Ro
 	if channels == nil {
 		channels = []int64{}
 	}
-	var r store.RouteResult
-	err := s.pool.QueryRow(ctx, routeSQL, channels, limit).Scan(&r.Queued, &r.NoChannel, &r.Expired)
+	rows, err := s.pool.Query(ctx, routeSQL, channels, limit)
 	if err != nil {
 		return store.RouteResult{}, mapError("route messages", err)
 	}
+	defer rows.Close()
+	var r store.RouteResult
+	for rows.Next() {
+		var c store.Change
+		var status string
+		var ch *int64
+		if err := rows.Scan(&c.ID, &status, &ch); err != nil {
+			return store.RouteResult{}, mapError("route messages", err)
+		}
+		if ch != nil {
+			c.ChannelID = *ch
+		}
+		switch status {
+		case store.StatusQueued:
+			c.Status = store.StatusQueued
+			r.Queued++
+		case store.StatusExpired:
+			c.Status = store.StatusExpired
+			r.Expired++
+		default:
+			c.Status = store.StatusNoChannel
+			r.NoChannel++
+		}
+		r.Changes = append(r.Changes, c)
+	}
+	if err := rows.Err(); err != nil {
+		return store.RouteResult{}, mapError("route messages", err)
+	}
 	return r, nil
+}
+
+// appendChanges appends to list a store.Change with the given status for
+// each row of rows (ID, ChannelID), and closes rows.
+func appendChanges(rows pgx.Rows, status string, list []store.Change) ([]store.Change, error) {
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var ch *int64
+		if err := rows.Scan(&id, &ch); err != nil {
+			return list, err
+		}
+		c := store.Change{ID: id, Status: status}
+		if ch != nil {
+			c.ChannelID = *ch
+		}
+		list = append(list, c)
+	}
+	return list, rows.Err()
+}
+
+// settledArrays is how the report statements return the messages they
+// settled: three aligned arrays (one aggregation over one input, so their
+// elements come in the same order), NULL when none.
+type settledArrays struct {
+	ids       []int64
+	delivered []bool
+	channels  []int64
+}
+
+// appendTo appends the settled messages to list.
+func (a *settledArrays) appendTo(list []store.Change) []store.Change {
+	for i, id := range a.ids {
+		c := store.Change{ID: id, Status: store.StatusNotDelivered, ChannelID: a.channels[i]}
+		if a.delivered[i] {
+			c.Status = store.StatusDelivered
+		}
+		list = append(list, c)
+	}
+	return list
+}
+
+// settledSelect aggregates the rows of the CTE (or table) from, with
+// columns ID, Status and ChannelID, into settledArrays' three columns.
+func settledSelect(from string) string {
+	return `SELECT array_agg(ID), array_agg(Status = 'DELIVERED'), array_agg(COALESCE(ChannelID, 0)::bigint) FROM ` + from
 }
 
 var claimSQL = `
@@ -242,6 +312,7 @@ WITH src AS (` + src + `
 		`CASE WHEN pu.Status = 'DELIVERED' THEN '1 of 1 parts delivered' ELSE 'part ' || pu.PartNumber || ' was not delivered' || CASE WHEN pu.ErrorCode IS NOT NULL THEN ', error ' || pu.ErrorCode ELSE '' END END`) + `
 	FROM pu
 	WHERE m.ID = pu.MessageID AND m.TotalParts <= 1 AND m.Status IN ('SENT', 'NOREPORT')
+	RETURNING m.ID, m.Status, m.ChannelID
 ), multi AS (
 	SELECT m.ID FROM Messages m
 	WHERE m.ID IN (SELECT MessageID FROM pu) AND m.TotalParts > 1
@@ -250,6 +321,8 @@ WITH src AS (` + src + `
 )`
 	matched := `(SELECT count(*) FROM src s WHERE EXISTS (SELECT 1 FROM pu WHERE pu.ChannelID = s.ChannelID AND pu.Reference = s.Reference))`
 	setting := `set_config('` + reportMessagesSetting + `', COALESCE((SELECT array_agg(ID)::text FROM multi), ''), true)`
+	settled := `settled.*`
+	from := ` FROM (` + settledSelect("single") + `) AS settled`
 	if keepUnmatched {
 		q += `, pend AS (
 	INSERT INTO PendingReports (ChannelID, Reference, Status, ErrorCode, DoneTime)
@@ -259,10 +332,10 @@ WITH src AS (` + src + `
 	ORDER BY s.Ord
 	RETURNING 1
 )
-SELECT ` + matched + `, (SELECT count(*) FROM pend), ` + setting
+SELECT ` + matched + `, (SELECT count(*) FROM pend), ` + setting + `, ` + settled + from
 	} else {
 		q += `
-SELECT (SELECT count(*) FROM src), 0::bigint, ` + setting
+SELECT (SELECT count(*) FROM src), 0::bigint, ` + setting + `, ` + settled + from
 	}
 	return q
 }
@@ -271,7 +344,8 @@ SELECT (SELECT count(*) FROM src), 0::bigint, ` + setting
 // locked, from all their parts as they are now: DELIVERED when every part
 // is delivered (DeliveredTime = the last part's), NOTDELIVERED as soon as
 // one part is not (ErrorCode and StatusDetails name the first such part).
-// Without multi-part messages it does nothing.
+// Without multi-part messages it does nothing. It returns the messages it
+// settled as settledArrays.
 var finishMultiPartSQL = `
 WITH ids AS (
 	SELECT DISTINCT unnest(COALESCE(NULLIF(current_setting('` + reportMessagesSetting + `', true), ''), '{}')::bigint[]) AS ID
@@ -285,7 +359,7 @@ WITH ids AS (
 		(array_agg(p.PartNumber ORDER BY p.PartNumber) FILTER (WHERE p.Status = 'NOTDELIVERED'))[1] AS FailedPart
 	FROM ids JOIN MessageParts p ON p.MessageID = ids.ID
 	GROUP BY p.MessageID
-)
+), upd AS (
 UPDATE Messages m
 SET Status = CASE WHEN a.Failed > 0 THEN 'NOTDELIVERED' ELSE 'DELIVERED' END,
 	DeliveredTime = CASE WHEN a.Failed > 0 THEN NULL ELSE a.Done END,
@@ -297,7 +371,10 @@ SET Status = CASE WHEN a.Failed > 0 THEN 'NOTDELIVERED' ELSE 'DELIVERED' END,
 	`CASE WHEN a.Failed > 0 THEN 'part ' || a.FailedPart || ' was not delivered' || CASE WHEN COALESCE(a.ErrorCode, '') <> '' THEN ', error ' || a.ErrorCode ELSE '' END ELSE a.Total || ' of ' || a.Total || ' parts delivered' END`) + `
 FROM agg a
 WHERE m.ID = a.MessageID AND m.Status IN ('SENT', 'NOREPORT')
-  AND (a.Failed > 0 OR (a.Delivered = a.Total AND a.Total >= m.TotalParts))`
+  AND (a.Failed > 0 OR (a.Delivered = a.Total AND a.Total >= m.TotalParts))
+RETURNING m.ID, m.Status, m.ChannelID
+)
+` + settledSelect("upd")
 
 var (
 	applyInputReportsSQL   = applyReportsSQL(reportInputSrc, true)
@@ -309,8 +386,17 @@ var (
 // applies the PendingReports that were waiting for those parts, in one
 // round trip and one transaction.
 func (s *Store) MessageMarkSent(ctx context.Context, p []store.SentParams) (int, error) {
+	res, err := s.MessageMarkSentSettled(ctx, p)
+	return res.Changed, err
+}
+
+var _ store.SentSettler = (*Store)(nil)
+
+// MessageMarkSentSettled is MessageMarkSent that also names the messages
+// the pending reports settled (store.SentSettler).
+func (s *Store) MessageMarkSentSettled(ctx context.Context, p []store.SentParams) (store.SentResult, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return store.SentResult{}, nil
 	}
 	var (
 		ids, owners, refs, notes = make([]int64, len(p)), make([]string, len(p)), make([]string, len(p)), make([]string, len(p))
@@ -337,21 +423,22 @@ func (s *Store) MessageMarkSent(ctx context.Context, p []store.SentParams) (int,
 			partRefs = append(partRefs, part.Reference)
 		}
 	}
-	var changed int
+	var res store.SentResult
 	// A batch outside a transaction runs in one implicit transaction. A
 	// retry builds a new batch: pgx ties a sent batch to its connection.
 	err := s.withRetry(ctx, "mark sent", func() error {
+		res = store.SentResult{}
 		b := &pgx.Batch{}
 		b.Queue(markSentSQL, ids, owners, refs, totals, notes, partIDs, partNums, partRefs).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&changed)
+			return row.Scan(&res.Changed)
 		})
-		queueApplyReports(b, applyPendingForSentSQL, nil, ids)
+		queueApplyReports(b, applyPendingForSentSQL, nil, &res.Settled, ids)
 		return s.pool.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return 0, mapError("mark messages sent", err)
+		return store.SentResult{}, mapError("mark messages sent", err)
 	}
-	return changed, nil
+	return res, nil
 }
 
 // MessageMarkRetry returns claimed messages to QUEUED with NextAttemptTime
@@ -432,8 +519,9 @@ func (s *Store) MessageReportApply(ctx context.Context, p []store.ReportParams) 
 	}
 	var res store.ReportResult
 	err := s.withRetry(ctx, "apply reports", func() error {
+		res = store.ReportResult{}
 		b := &pgx.Batch{}
-		queueApplyReports(b, applyInputReportsSQL, &res, channels, refs, statuses, codes, done)
+		queueApplyReports(b, applyInputReportsSQL, &res, &res.Settled, channels, refs, statuses, codes, done)
 		return s.pool.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
@@ -444,20 +532,30 @@ func (s *Store) MessageReportApply(ctx context.Context, p []store.ReportParams) 
 
 // queueApplyReports queues a statement of applyReportsSQL and, after it,
 // finishMultiPartSQL, which must follow it in the same transaction (a
-// batch runs in one). The counts go to res when it is not nil.
-func queueApplyReports(b *pgx.Batch, apply string, res *store.ReportResult, args ...any) {
+// batch runs in one). The counts go to res when it is not nil; the
+// messages both statements settled are appended to settled.
+func queueApplyReports(b *pgx.Batch, apply string, res *store.ReportResult, settled *[]store.Change, args ...any) {
 	b.Queue(apply, args...).QueryRow(func(row pgx.Row) error {
 		var matched, stored int
 		var multi string
-		if err := row.Scan(&matched, &stored, &multi); err != nil {
+		var a settledArrays
+		if err := row.Scan(&matched, &stored, &multi, &a.ids, &a.delivered, &a.channels); err != nil {
 			return err
 		}
 		if res != nil {
 			res.Matched, res.Pending = matched, stored
 		}
+		*settled = a.appendTo(*settled)
 		return nil
 	})
-	b.Queue(finishMultiPartSQL)
+	b.Queue(finishMultiPartSQL).QueryRow(func(row pgx.Row) error {
+		var a settledArrays
+		if err := row.Scan(&a.ids, &a.delivered, &a.channels); err != nil {
+			return err
+		}
+		*settled = a.appendTo(*settled)
+		return nil
+	})
 }
 
 var rescueSQL = `
@@ -471,18 +569,23 @@ WITH picked AS (
 UPDATE Messages m
 SET Status = 'QUEUED', LeaseOwner = NULL, LeaseExpires = NULL, LastUpdate = ` + nowSQL + `,
 	Trace = ` + traceSQL("m.Trace", "'QUEUED'", `'lease of ' || COALESCE(m.LeaseOwner, '(unknown)') || ' expired; the message may have been sent (at-least-once)'`) + `
-FROM picked WHERE m.ID = picked.ID`
+FROM picked WHERE m.ID = picked.ID
+RETURNING m.ID, m.ChannelID`
 
 // MessageRescue returns SENDING messages whose lease expired to QUEUED.
-func (s *Store) MessageRescue(ctx context.Context, limit int) (int, error) {
+func (s *Store) MessageRescue(ctx context.Context, limit int) ([]store.Change, error) {
 	if limit <= 0 {
 		limit = defaultSweepLimit
 	}
-	tag, err := s.pool.Exec(ctx, rescueSQL, limit)
+	rows, err := s.pool.Query(ctx, rescueSQL, limit)
 	if err != nil {
-		return 0, mapError("rescue expired leases", err)
+		return nil, mapError("rescue expired leases", err)
 	}
-	return int(tag.RowsAffected()), nil
+	rescued, err := appendChanges(rows, store.StatusQueued, nil)
+	if err != nil {
+		return nil, mapError("rescue expired leases", err)
+	}
+	return rescued, nil
 }
 
 var sweepNoReportSQL = `
@@ -497,7 +600,8 @@ UPDATE Messages m
 SET Status = 'NOREPORT', TriggerStatus = '', LastUpdate = ` + nowSQL + `,
 	StatusDetails = 'no delivery report within ' || round($1::bigint / 1000.0) || 's',
 	Trace = ` + traceSQL("m.Trace", "'NOREPORT'", `'no delivery report within ' || round($1::bigint / 1000.0) || 's'`) + `
-FROM picked WHERE m.ID = picked.ID`
+FROM picked WHERE m.ID = picked.ID
+RETURNING m.ID, m.ChannelID`
 
 var sweepExpiredSQL = `
 WITH picked AS (
@@ -510,7 +614,8 @@ UPDATE Messages m
 SET Status = 'EXPIRED', TriggerStatus = '', NextAttemptTime = NULL, LastUpdate = ` + nowSQL + `,
 	StatusDetails = 'ValidUntil passed before the message was sent',
 	Trace = ` + traceSQL("m.Trace", "'EXPIRED'", `'ValidUntil passed before the message was sent'`) + `
-FROM picked WHERE m.ID = picked.ID`
+FROM picked WHERE m.ID = picked.ID
+RETURNING m.ID, m.ChannelID`
 
 // MessageSweep makes overdue SENT messages NOREPORT and expired QUEUED
 // messages EXPIRED, applies pending reports whose part has appeared since
@@ -523,16 +628,19 @@ func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.Sw
 	}
 	var res store.SweepResult
 	err := s.withRetry(ctx, "sweep", func() error {
+		res = store.SweepResult{}
 		b := &pgx.Batch{}
-		b.Queue(sweepNoReportSQL, millis(p.NoReportAfter), limit).Exec(func(tag pgconn.CommandTag) error {
-			res.NoReport = int(tag.RowsAffected())
-			return nil
+		b.Queue(sweepNoReportSQL, millis(p.NoReportAfter), limit).Query(func(rows pgx.Rows) (err error) {
+			res.Changes, err = appendChanges(rows, store.StatusNoReport, res.Changes)
+			res.NoReport = len(res.Changes)
+			return err
 		})
-		b.Queue(sweepExpiredSQL, limit).Exec(func(tag pgconn.CommandTag) error {
-			res.Expired = int(tag.RowsAffected())
-			return nil
+		b.Queue(sweepExpiredSQL, limit).Query(func(rows pgx.Rows) (err error) {
+			res.Changes, err = appendChanges(rows, store.StatusExpired, res.Changes)
+			res.Expired = len(res.Changes) - res.NoReport
+			return err
 		})
-		queueApplyReports(b, applyPendingAllSQL, nil)
+		queueApplyReports(b, applyPendingAllSQL, nil, &res.Changes)
 		b.Queue(`DELETE FROM PendingReports WHERE ReceivedTime <= `+nowSQL+` - $1::bigint * interval '1 millisecond'`,
 			millis(p.PendingReportTTL)).Exec(func(tag pgconn.CommandTag) error {
 			res.PendingDeleted = int(tag.RowsAffected())

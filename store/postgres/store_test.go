@@ -202,9 +202,17 @@ func TestRoute(t *testing.T) {
 	)
 	res, err := s.MessageRoute(ctx, store.RouteParams{Channels: []int64{a.ID, b.ID}})
 	require.NoError(t, err)
-	require.Equal(t, store.RouteResult{Queued: 4, NoChannel: 1, Expired: 1}, res)
-
+	require.Equal(t, store.RouteResult{Queued: 4, NoChannel: 1, Expired: 1, Changes: res.Changes}, res)
 	chans := []int64{a.ID, b.ID}
+	require.ElementsMatch(t, []store.Change{
+		{ID: ids[0], Status: store.StatusQueued, ChannelID: chans[ids[0]%2]},
+		{ID: ids[1], Status: store.StatusQueued, ChannelID: chans[ids[1]%2]},
+		{ID: ids[2], Status: store.StatusQueued, ChannelID: b.ID},
+		{ID: ids[3], Status: store.StatusNoChannel, ChannelID: 9999},
+		{ID: ids[4], Status: store.StatusExpired},
+		{ID: ids[6], Status: store.StatusQueued, ChannelID: chans[ids[6]%2]},
+	}, res.Changes)
+
 	for _, i := range []int{0, 1, 6} {
 		m := get(t, s, ids[i])
 		require.Equal(t, store.StatusQueued, m.Status)
@@ -491,8 +499,9 @@ func TestReportNotDelivered(t *testing.T) {
 	_, err := s.MessageMarkSent(ctx, []store.SentParams{{ID: m.ID, Owner: "n1", Reference: "r1",
 		Parts: []store.Part{{PartNumber: 1, Reference: "r1"}, {PartNumber: 2, Reference: "r2"}}}})
 	require.NoError(t, err)
-	_, err = s.MessageReportApply(ctx, []store.ReportParams{{ChannelID: c.ID, Reference: "r2", Status: store.PartNotDelivered, ErrorCode: "UNDELIV/001"}})
+	res, err := s.MessageReportApply(ctx, []store.ReportParams{{ChannelID: c.ID, Reference: "r2", Status: store.PartNotDelivered, ErrorCode: "UNDELIV/001"}})
 	require.NoError(t, err)
+	require.Equal(t, []store.Change{{ID: m.ID, Status: store.StatusNotDelivered, ChannelID: c.ID}}, res.Settled, "a multi-part message settled by finishMultiPartSQL")
 	got := get(t, s, m.ID)
 	require.Equal(t, store.StatusNotDelivered, got.Status)
 	require.Equal(t, "UNDELIV/001", got.ErrorCode)
@@ -509,8 +518,9 @@ func TestReportBeforeSubmitResponse(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.ReportResult{Pending: 1}, res)
 
-	_, err = s.MessageMarkSent(ctx, []store.SentParams{{ID: m.ID, Owner: "n1", Reference: "early"}})
+	sr, err := s.MessageMarkSentSettled(ctx, []store.SentParams{{ID: m.ID, Owner: "n1", Reference: "early"}})
 	require.NoError(t, err)
+	require.Equal(t, store.SentResult{Changed: 1, Settled: []store.Change{{ID: m.ID, Status: store.StatusDelivered, ChannelID: c.ID}}}, sr)
 	got := get(t, s, m.ID)
 	require.Equal(t, store.StatusDelivered, got.Status)
 	require.Equal(t, 1, got.TotalParts)
@@ -542,9 +552,10 @@ func TestReportBeforeSubmitResponse(t *testing.T) {
 		{ChannelID: c.ID, Reference: "mp2", Status: store.PartDelivered},
 	})
 	require.NoError(t, err)
-	_, err = s.MessageMarkSent(ctx, []store.SentParams{{ID: m.ID, Owner: "n1", Reference: "mp1",
+	sr, err = s.MessageMarkSentSettled(ctx, []store.SentParams{{ID: m.ID, Owner: "n1", Reference: "mp1",
 		Parts: []store.Part{{PartNumber: 1, Reference: "mp1"}, {PartNumber: 2, Reference: "mp2"}}}})
 	require.NoError(t, err)
+	require.Equal(t, store.SentResult{Changed: 1, Settled: []store.Change{{ID: m.ID, Status: store.StatusDelivered, ChannelID: c.ID}}}, sr)
 	got = get(t, s, m.ID)
 	require.Equal(t, store.StatusDelivered, got.Status)
 	require.Equal(t, []string{"QUEUED", "SENDING", "SENT", "DELIVERED"}, traceStatuses(t, got.Trace))
@@ -553,12 +564,14 @@ func TestReportBeforeSubmitResponse(t *testing.T) {
 	m = sendOne(t, s, c)
 	_, err = s.MessageReportApply(ctx, []store.ReportParams{{ChannelID: c.ID, Reference: "half1", Status: store.PartDelivered}})
 	require.NoError(t, err)
-	_, err = s.MessageMarkSent(ctx, []store.SentParams{{ID: m.ID, Owner: "n1", Reference: "half1",
+	sr, err = s.MessageMarkSentSettled(ctx, []store.SentParams{{ID: m.ID, Owner: "n1", Reference: "half1",
 		Parts: []store.Part{{PartNumber: 1, Reference: "half1"}, {PartNumber: 2, Reference: "half2"}}}})
 	require.NoError(t, err)
+	require.Equal(t, store.SentResult{Changed: 1}, sr, "nothing settled yet")
 	require.Equal(t, store.StatusSent, get(t, s, m.ID).Status)
-	_, err = s.MessageReportApply(ctx, []store.ReportParams{{ChannelID: c.ID, Reference: "half2", Status: store.PartDelivered}})
+	res, err = s.MessageReportApply(ctx, []store.ReportParams{{ChannelID: c.ID, Reference: "half2", Status: store.PartDelivered}})
 	require.NoError(t, err)
+	require.Equal(t, []store.Change{{ID: m.ID, Status: store.StatusDelivered, ChannelID: c.ID}}, res.Settled)
 	require.Equal(t, store.StatusDelivered, get(t, s, m.ID).Status)
 
 	var pending int
@@ -579,9 +592,9 @@ func TestRescueAndSweep(t *testing.T) {
 	require.Len(t, got, 1)
 	time.Sleep(20 * time.Millisecond)
 
-	n, err := s.MessageRescue(ctx, 10)
+	rescued, err := s.MessageRescue(ctx, 10)
 	require.NoError(t, err)
-	require.Equal(t, 1, n)
+	require.Equal(t, []store.Change{{ID: got[0].ID, Status: store.StatusQueued, ChannelID: c.ID}}, rescued)
 	m := get(t, s, got[0].ID)
 	require.Equal(t, store.StatusQueued, m.Status)
 	require.Contains(t, m.Trace, "lease of dead expired")
@@ -598,6 +611,7 @@ func TestRescueAndSweep(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, res.NoReport)
 	require.Equal(t, 1, res.PendingDeleted)
+	require.Equal(t, []store.Change{{ID: got[0].ID, Status: store.StatusNoReport, ChannelID: c.ID}}, res.Changes)
 	require.Equal(t, store.StatusNoReport, get(t, s, got[0].ID).Status)
 
 	// A late report still delivers a NOREPORT message.
@@ -617,8 +631,12 @@ func TestSweepAppliesRacedPendingReport(t *testing.T) {
 	// As if the report had been stored while MarkSent was uncommitted.
 	_, err = s.Pool().Exec(ctx, `INSERT INTO PendingReports (ChannelID, Reference, Status) VALUES ($1, 'r', 'DELIVERED')`, c.ID)
 	require.NoError(t, err)
-	_, err = s.MessageSweep(ctx, store.SweepParams{})
+	res, err := s.MessageSweep(ctx, store.SweepParams{})
 	require.NoError(t, err)
+	require.Equal(t, []store.Change{
+		{ID: m.ID, Status: store.StatusNoReport, ChannelID: c.ID},
+		{ID: m.ID, Status: store.StatusDelivered, ChannelID: c.ID},
+	}, res.Changes, "NoReportAfter 0 made it NOREPORT first; then the pending report settled it, and the sweep names both in that order")
 	require.Equal(t, store.StatusDelivered, get(t, s, m.ID).Status)
 }
 

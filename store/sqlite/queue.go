@@ -60,6 +60,21 @@ func (s *Store) anyRow(ctx context.Context, doing, query string, args ...any) (b
 	return found, nil
 }
 
+// scanChanges appends to list a store.Change with the given status for each
+// row of rows, an UPDATE's RETURNING ID, ChannelID, and closes rows.
+func scanChanges(rows *sql.Rows, status string, list []store.Change) ([]store.Change, error) {
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var ch sql.NullInt64
+		if err := rows.Scan(&id, &ch); err != nil {
+			return list, err
+		}
+		list = append(list, store.Change{ID: id, Status: status, ChannelID: ch.Int64})
+	}
+	return list, rows.Err()
+}
+
 // MessageRoute moves due SCHEDULED messages to QUEUED on a channel, or to
 // NOCHANNEL or EXPIRED, in one transaction.
 func (s *Store) MessageRoute(ctx context.Context, p store.RouteParams) (store.RouteResult, error) {
@@ -73,19 +88,23 @@ func (s *Store) MessageRoute(ctx context.Context, p store.RouteParams) (store.Ro
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// Validity ran out before the message could even be routed.
-		r, err := tx.ExecContext(ctx, `UPDATE Messages SET Status = 'EXPIRED', TriggerStatus = '',
+		res = store.RouteResult{}
+		expired, err := tx.QueryContext(ctx, `UPDATE Messages SET Status = 'EXPIRED', TriggerStatus = '',
 			StatusDetails = 'ValidUntil ' || ValidUntil || ' passed before the message was routed',
 			LastUpdate = `+nowSQL+`, Trace = `+traceSQL(`'EXPIRED ValidUntil ' || ValidUntil || ' passed before routing'`)+`
 			WHERE ID IN (SELECT ID FROM Messages
 				WHERE `+dueScheduledWhere+`
 				  AND ValidUntil IS NOT NULL AND ValidUntil <= `+nowSQL+`
-				ORDER BY ScheduledTime, ID LIMIT ?)`, limit)
+				ORDER BY ScheduledTime, ID LIMIT ?)
+			RETURNING ID, ChannelID`, limit)
 		if err != nil {
 			return s.mapError(err, "route messages: expire")
 		}
-		n, _ := r.RowsAffected()
-		res.Expired = int(n)
-		if limit -= int(n); limit <= 0 {
+		if res.Changes, err = scanChanges(expired, store.StatusExpired, nil); err != nil {
+			return s.mapError(err, "route messages: expire")
+		}
+		res.Expired = len(res.Changes)
+		if limit -= res.Expired; limit <= 0 {
 			return nil
 		}
 
@@ -117,21 +136,27 @@ func (s *Store) MessageRoute(ctx context.Context, p store.RouteParams) (store.Ro
 				THEN 'QUEUED routed to channel ' || COALESCE(ChannelID, `+roundRobin+`)
 				ELSE 'NOCHANNEL ' || `+why+` END`)+`
 			WHERE ID IN (`+dueScheduledSQL+`)
-			RETURNING Status`, limit)
+			RETURNING ID, Status = 'QUEUED', ChannelID`, limit)
 		if err != nil {
 			return s.mapError(err, "route messages")
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var status string
-			if err := rows.Scan(&status); err != nil {
+			var c store.Change
+			var queued bool
+			var ch sql.NullInt64
+			if err := rows.Scan(&c.ID, &queued, &ch); err != nil {
 				return s.mapError(err, "route messages")
 			}
-			if status == store.StatusQueued {
+			c.ChannelID = ch.Int64
+			if queued {
+				c.Status = store.StatusQueued
 				res.Queued++
 			} else {
+				c.Status = store.StatusNoChannel
 				res.NoChannel++
 			}
+			res.Changes = append(res.Changes, c)
 		}
 		return s.mapError(rows.Err(), "route messages")
 	})
@@ -208,8 +233,17 @@ var insertPartsSQL = `INSERT INTO MessageParts (MessageID, PartNumber, ChannelID
 // applies the delivery reports that arrived before them: three statements
 // for the whole batch, more only when reports are pending.
 func (s *Store) MessageMarkSent(ctx context.Context, ps []store.SentParams) (int, error) {
+	res, err := s.MessageMarkSentSettled(ctx, ps)
+	return res.Changed, err
+}
+
+var _ store.SentSettler = (*Store)(nil)
+
+// MessageMarkSentSettled is MessageMarkSent that also names the messages
+// the pending reports settled (store.SentSettler).
+func (s *Store) MessageMarkSentSettled(ctx context.Context, ps []store.SentParams) (store.SentResult, error) {
 	if len(ps) == 0 {
-		return 0, nil
+		return store.SentResult{}, nil
 	}
 	// The last entry for an ID wins, as if they were applied in order.
 	byID := make(map[int64]int, len(ps))
@@ -245,12 +279,13 @@ func (s *Store) MessageMarkSent(ctx context.Context, ps []store.SentParams) (int
 	}
 	batch, err := json.Marshal(rows)
 	if err != nil {
-		return 0, fmt.Errorf("mark messages sent: %w", err)
+		return store.SentResult{}, fmt.Errorf("mark messages sent: %w", err)
 	}
 
 	changed := 0
+	var settled []store.Change
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		changed = 0
+		changed, settled = 0, nil
 		res, err := tx.QueryContext(ctx, markSentSQL, string(batch))
 		if err != nil {
 			return s.mapError(err, "mark messages sent")
@@ -313,12 +348,16 @@ func (s *Store) MessageMarkSent(ctx context.Context, ps []store.SentParams) (int
 				}
 			}
 		}
-		return ra.finish(ctx)
+		if err := ra.finish(ctx); err != nil {
+			return err
+		}
+		settled = ra.settled
+		return nil
 	})
 	if err != nil {
-		return 0, err
+		return store.SentResult{}, err
 	}
-	return changed, nil
+	return store.SentResult{Changed: changed, Settled: settled}, nil
 }
 
 // MessageMarkRetry returns claimed messages to QUEUED with NextAttemptTime
@@ -397,7 +436,8 @@ type reportApplier struct {
 	tx      *sql.Tx
 	stmts   map[string]*sql.Stmt
 	touched map[int64]bool
-	now     string // the transaction's now, for the per-report statements
+	now     string         // the transaction's now, for the per-report statements
+	settled []store.Change // messages finish made DELIVERED or NOTDELIVERED
 }
 
 func (ra *reportApplier) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -438,7 +478,8 @@ var (
 			FROM MessageParts AS p
 			WHERE p.MessageID IN (SELECT value FROM json_each(?1)) AND p.Status = 'NOTDELIVERED') AS f,
 			(SELECT ` + nowSQL + ` AS now) AS n
-		WHERE Messages.ID = f.MessageID AND f.k = 1 AND Messages.Status IN ('SENT', 'NOREPORT')`
+		WHERE Messages.ID = f.MessageID AND f.k = 1 AND Messages.Status IN ('SENT', 'NOREPORT')
+		RETURNING ID, ChannelID`
 	// settleDeliveredSQL makes the messages of a JSON array of IDs
 	// DELIVERED when all their parts are.
 	settleDeliveredSQL = `UPDATE Messages SET Status = 'DELIVERED', TriggerStatus = '',
@@ -451,7 +492,8 @@ var (
 			GROUP BY p.MessageID) AS d,
 			(SELECT ` + nowSQL + ` AS now) AS n
 		WHERE Messages.ID = d.MessageID AND Messages.Status IN ('SENT', 'NOREPORT')
-		  AND Messages.TotalParts > 0 AND d.delivered >= Messages.TotalParts`
+		  AND Messages.TotalParts > 0 AND d.delivered >= Messages.TotalParts
+		RETURNING ID, ChannelID`
 )
 
 // apply applies one report to its part; matched is false when no part has
@@ -493,10 +535,18 @@ func (ra *reportApplier) finish(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("apply delivery reports: %w", err)
 	}
-	if _, err := ra.tx.ExecContext(ctx, settleNotDeliveredSQL, string(list)); err != nil {
+	rows, err := ra.tx.QueryContext(ctx, settleNotDeliveredSQL, string(list))
+	if err == nil {
+		ra.settled, err = scanChanges(rows, store.StatusNotDelivered, ra.settled)
+	}
+	if err != nil {
 		return ra.s.mapError(err, "apply delivery reports: NOTDELIVERED")
 	}
-	if _, err := ra.tx.ExecContext(ctx, settleDeliveredSQL, string(list)); err != nil {
+	rows, err = ra.tx.QueryContext(ctx, settleDeliveredSQL, string(list))
+	if err == nil {
+		ra.settled, err = scanChanges(rows, store.StatusDelivered, ra.settled)
+	}
+	if err != nil {
 		return ra.s.mapError(err, "apply delivery reports: DELIVERED")
 	}
 	ra.touched = nil
@@ -585,7 +635,11 @@ func (s *Store) MessageReportApply(ctx context.Context, ps []store.ReportParams)
 			}
 			res.Pending++
 		}
-		return ra.finish(ctx)
+		if err := ra.finish(ctx); err != nil {
+			return err
+		}
+		res.Settled = ra.settled
+		return nil
 	})
 	if err != nil {
 		return store.ReportResult{}, err
@@ -594,29 +648,32 @@ func (s *Store) MessageReportApply(ctx context.Context, ps []store.ReportParams)
 }
 
 // MessageRescue returns SENDING messages whose lease expired to QUEUED.
-func (s *Store) MessageRescue(ctx context.Context, limit int) (int, error) {
+func (s *Store) MessageRescue(ctx context.Context, limit int) ([]store.Change, error) {
 	if limit <= 0 {
 		limit = defaultBatch
 	}
 	if found, err := s.anyRow(ctx, "rescue messages with expired leases", `SELECT 1 FROM Messages WHERE `+leaseExpiredWhere); err != nil || !found {
-		return 0, err
+		return nil, err
 	}
-	var n int64
+	var rescued []store.Change
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `UPDATE Messages SET Status = 'QUEUED', LeaseOwner = NULL, LeaseExpires = NULL,
+		rows, err := tx.QueryContext(ctx, `UPDATE Messages SET Status = 'QUEUED', LeaseOwner = NULL, LeaseExpires = NULL,
 			StatusDetails = 'lease of ' || COALESCE(LeaseOwner, '?') || ' expired; the message may have been sent',
 			LastUpdate = `+nowSQL+`,
 			Trace = `+traceSQL(`'QUEUED lease of ' || COALESCE(LeaseOwner, '?') || ' expired at ' || COALESCE(LeaseExpires, '?') ||
 				'; the message may have been sent already (at-least-once)'`)+`
 			WHERE ID IN (SELECT ID FROM Messages WHERE `+leaseExpiredWhere+`
-				ORDER BY LeaseExpires LIMIT ?)`, limit)
-		if err != nil {
-			return s.mapError(err, "rescue messages with expired leases")
+				ORDER BY LeaseExpires LIMIT ?)
+			RETURNING ID, ChannelID`, limit)
+		if err == nil {
+			rescued, err = scanChanges(rows, store.StatusQueued, nil)
 		}
-		n, _ = r.RowsAffected()
-		return nil
+		return s.mapError(err, "rescue messages with expired leases")
 	})
-	return int(n), err
+	if err != nil {
+		return nil, err
+	}
+	return rescued, nil
 }
 
 // MessageSweep makes overdue SENT messages NOREPORT and expired QUEUED
@@ -634,38 +691,45 @@ func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.Sw
 		return res, err
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `UPDATE Messages SET Status = 'NOREPORT', TriggerStatus = '',
+		res = store.SweepResult{}
+		rows, err := tx.QueryContext(ctx, `UPDATE Messages SET Status = 'NOREPORT', TriggerStatus = '',
 			StatusDetails = 'no delivery report within ' || ?1, LastUpdate = `+nowSQL+`,
 			Trace = `+traceSQL(`'NOREPORT no delivery report within ' || ?1`)+`
 			WHERE ID IN (SELECT ID FROM Messages
 				WHERE `+noReportWhere+`
-				ORDER BY SentTime LIMIT ?3)`, p.NoReportAfter.String(), modifier(-p.NoReportAfter), limit)
+				ORDER BY SentTime LIMIT ?3)
+			RETURNING ID, ChannelID`, p.NoReportAfter.String(), modifier(-p.NoReportAfter), limit)
+		if err == nil {
+			res.Changes, err = scanChanges(rows, store.StatusNoReport, res.Changes)
+		}
 		if err != nil {
 			return s.mapError(err, "sweep: NOREPORT")
 		}
-		n, _ := r.RowsAffected()
-		res.NoReport = int(n)
+		res.NoReport = len(res.Changes)
 
-		r, err = tx.ExecContext(ctx, `UPDATE Messages SET Status = 'EXPIRED', TriggerStatus = '',
+		rows, err = tx.QueryContext(ctx, `UPDATE Messages SET Status = 'EXPIRED', TriggerStatus = '',
 			StatusDetails = 'ValidUntil ' || ValidUntil || ' passed before the message was sent',
 			LastUpdate = `+nowSQL+`,
 			Trace = `+traceSQL(`'EXPIRED ValidUntil ' || ValidUntil || ' passed before sending'`)+`
 			WHERE ID IN (SELECT ID FROM Messages
 				WHERE `+queuedExpiredWhere+`
-				ORDER BY ID LIMIT ?)`, limit)
+				ORDER BY ID LIMIT ?)
+			RETURNING ID, ChannelID`, limit)
+		if err == nil {
+			res.Changes, err = scanChanges(rows, store.StatusExpired, res.Changes)
+		}
 		if err != nil {
 			return s.mapError(err, "sweep: EXPIRED")
 		}
-		n, _ = r.RowsAffected()
-		res.Expired = int(n)
+		res.Expired = len(res.Changes) - res.NoReport
 
-		r, err = tx.ExecContext(ctx, `DELETE FROM PendingReports WHERE ID IN (SELECT ID FROM PendingReports
+		r, err := tx.ExecContext(ctx, `DELETE FROM PendingReports WHERE ID IN (SELECT ID FROM PendingReports
 			WHERE `+stalePendingWhere+` ORDER BY ID LIMIT ?2)`,
 			modifier(-p.PendingReportTTL), limit)
 		if err != nil {
 			return s.mapError(err, "sweep: pending reports")
 		}
-		n, _ = r.RowsAffected()
+		n, _ := r.RowsAffected()
 		res.PendingDeleted = int(n)
 		return nil
 	})

@@ -29,7 +29,7 @@ func batchLimit(n, def int) int64 {
 // ScheduledTime order and changed in one UPDATE: EXPIRED when ValidUntil
 // passed, else QUEUED on their own channel if it exists, else QUEUED on
 // channels[ID % len(channels)] if unassigned, else NOCHANNEL. The result is
-// one row per new status with its count.
+// one row per changed message: ID, new Status, ChannelID.
 func buildRoute(channels []int64, limit int64) (string, []any) {
 	var a args
 	roundRobin := "CAST(NULL AS INT)"
@@ -55,7 +55,7 @@ func buildRoute(channels []int64, limit int64) (string, []any) {
 		" WHEN " + queued + " THEN N'routed to channel ' + CONVERT(NVARCHAR(20), " + newChannel + ")" +
 		" ELSE " + noChannelWhy + " END"
 
-	q := batchPrefix + `DECLARE @routed TABLE (Status NVARCHAR(16) NOT NULL);
+	q := batchPrefix + `DECLARE @routed TABLE (ID BIGINT NOT NULL, Status NVARCHAR(16) NOT NULL, ChannelID INT NULL);
 UPDATE m SET
 	ChannelID = ` + newChannel + `,
 	Status = ` + newStatus + `,
@@ -63,7 +63,7 @@ UPDATE m SET
 	StatusDetails = ` + details + `,
 	LastUpdate = @now,
 	Trace = ` + appendTrace("m", newStatus, traceText) + `
-OUTPUT inserted.Status INTO @routed (Status)
+OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @routed (ID, Status, ChannelID)
 FROM hermod.Messages AS m
 LEFT JOIN hermod.Channels AS c ON c.ID = m.ChannelID
 WHERE m.ID IN (SELECT TOP (` + a.add(limit) + `) q.ID FROM hermod.Messages AS q ` + pickHints + `
@@ -71,7 +71,7 @@ WHERE m.ID IN (SELECT TOP (` + a.add(limit) + `) q.ID FROM hermod.Messages AS q 
 		  AND (q.ScheduledTime IS NULL OR q.ScheduledTime <= @now)
 		ORDER BY q.ScheduledTime, q.ID)
   AND m.Status = N'SCHEDULED';
-SELECT r.Status, COUNT(*) FROM @routed AS r GROUP BY r.Status;
+SELECT r.ID, r.Status, r.ChannelID FROM @routed AS r;
 `
 	return q, a.vals
 }
@@ -91,27 +91,68 @@ func (s *Store) MessageRoute(ctx context.Context, p store.RouteParams) (store.Ro
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var status string
-			var n int
-			if err := rows.Scan(&status, &n); err != nil {
-				return err
-			}
-			switch status {
+		if res.Changes, err = scanChanges(rows, nil); err != nil {
+			return err
+		}
+		for _, c := range res.Changes {
+			switch c.Status {
 			case store.StatusQueued:
-				res.Queued += n
+				res.Queued++
 			case store.StatusExpired:
-				res.Expired += n
+				res.Expired++
 			default:
-				res.NoChannel += n
+				res.NoChannel++
 			}
 		}
-		return rows.Err()
+		return nil
 	})
 	if err != nil {
 		return store.RouteResult{}, mapError(err, "route messages")
 	}
 	return res, nil
+}
+
+// scanChanges appends to list a store.Change for each row of the current
+// result set of rows, (ID, Status, ChannelID), without closing rows. The
+// status is one of the store's constants (whatever case the server
+// returns it in); an unknown one is an error.
+func scanChanges(rows *sql.Rows, list []store.Change) ([]store.Change, error) {
+	for rows.Next() {
+		var c store.Change
+		var status string
+		var ch sql.NullInt64
+		if err := rows.Scan(&c.ID, &status, &ch); err != nil {
+			return list, err
+		}
+		switch strings.ToUpper(status) {
+		case store.StatusQueued:
+			c.Status = store.StatusQueued
+		case store.StatusNoChannel:
+			c.Status = store.StatusNoChannel
+		case store.StatusExpired:
+			c.Status = store.StatusExpired
+		case store.StatusDelivered:
+			c.Status = store.StatusDelivered
+		case store.StatusNotDelivered:
+			c.Status = store.StatusNotDelivered
+		case store.StatusNoReport:
+			c.Status = store.StatusNoReport
+		default:
+			return list, fmt.Errorf("message %d changed to unexpected status %q", c.ID, status)
+		}
+		c.ChannelID = ch.Int64
+		list = append(list, c)
+	}
+	return list, rows.Err()
+}
+
+// nextChanges moves rows to its next result set, if there is one, and
+// appends its changes to list (scanChanges).
+func nextChanges(rows *sql.Rows, list []store.Change) ([]store.Change, error) {
+	if !rows.NextResultSet() {
+		return list, rows.Err()
+	}
+	return scanChanges(rows, list)
 }
 
 // claimSQL is the claim: BRIEF's portable form. The picked IDs go through
@@ -188,18 +229,24 @@ func lastByID[T any](ps []T, id func(T) int64) []T {
 	return out
 }
 
-// reportTableSQL declares @r, the delivery reports applyReportsSQL applies.
+// reportTableSQL declares @r, the delivery reports applyReportsSQL applies,
+// and @settled, the messages it settles.
 const reportTableSQL = `DECLARE @r TABLE (Ord BIGINT NOT NULL PRIMARY KEY, ChannelID INT NOT NULL,
 	Reference NVARCHAR(100) NOT NULL, Status NVARCHAR(16) NOT NULL, ErrorCode NVARCHAR(64) NULL,
 	DoneTime DATETIME2(3) NULL, MessageID BIGINT NULL, PartNumber INT NULL);
+DECLARE @settled TABLE (ID BIGINT NOT NULL, Status NVARCHAR(16) NOT NULL, ChannelID INT NULL);
 `
+
+// settledSQL returns the messages applyReportsSQL settled, as the batch's
+// last result set.
+const settledSQL = "SELECT s.ID, s.Status, s.ChannelID FROM @settled AS s;\n"
 
 // applyReportsSQL applies the reports in @r: each finds the part with its
 // (ChannelID, Reference), the newest message's if a provider reused a
 // reference; the last report for a part wins. Then every message whose parts
 // changed becomes NOTDELIVERED if a part is not delivered, or DELIVERED
-// (DeliveredTime the last part's) once every part is. Reports that found no
-// part keep MessageID NULL.
+// (DeliveredTime the last part's) once every part is; those messages go to
+// @settled. Reports that found no part keep MessageID NULL.
 var applyReportsSQL = `UPDATE r SET MessageID = (SELECT MAX(p.MessageID) FROM hermod.MessageParts AS p
 		WHERE p.ChannelID = r.ChannelID AND p.Reference = r.Reference)
 FROM @r AS r;
@@ -220,6 +267,7 @@ UPDATE m SET
 	LastUpdate = @now,
 	Trace = ` + appendTrace("m", reportStatus, "CASE WHEN t.NotDelivered > 0 THEN "+notDeliveredWhy+
 	" WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END") + `
+OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @settled (ID, Status, ChannelID)
 FROM hermod.Messages AS m
 JOIN (SELECT p.MessageID,
 		SUM(CASE WHEN p.Status = N'DELIVERED' THEN 1 ELSE 0 END) AS Delivered,
@@ -241,7 +289,9 @@ const (
 )
 
 // buildMarkSent builds the batch for one chunk of MessageMarkSent: the
-// messages, then their parts, then the pending reports of those parts.
+// messages, then their parts, then the pending reports of those parts. It
+// returns two result sets: the count of messages made SENT, then the
+// messages the pending reports settled.
 func buildMarkSent(ps []store.SentParams) (string, []any) {
 	var a args
 	var b strings.Builder
@@ -337,7 +387,7 @@ BEGIN
 	DELETE pr FROM hermod.PendingReports AS pr JOIN @r AS r ON r.Ord = pr.ID;
 ` + applyReportsSQL + `END;
 SELECT COUNT(*) FROM @done;
-`)
+` + settledSQL)
 	return b.String(), a.vals
 }
 
@@ -345,13 +395,22 @@ SELECT COUNT(*) FROM @done;
 // applies the delivery reports that arrived before them, one batch per
 // chunk, in one transaction.
 func (s *Store) MessageMarkSent(ctx context.Context, ps []store.SentParams) (int, error) {
+	res, err := s.MessageMarkSentSettled(ctx, ps)
+	return res.Changed, err
+}
+
+var _ store.SentSettler = (*Store)(nil)
+
+// MessageMarkSentSettled is MessageMarkSent that also names the messages
+// the pending reports settled (store.SentSettler).
+func (s *Store) MessageMarkSentSettled(ctx context.Context, ps []store.SentParams) (store.SentResult, error) {
 	ps = lastByID(ps, func(p store.SentParams) int64 { return p.ID })
 	if len(ps) == 0 {
-		return 0, nil
+		return store.SentResult{}, nil
 	}
 	for _, p := range ps {
 		if n := 5 + 4*len(p.Parts); n > maxParams {
-			return 0, fmt.Errorf("mark message %d sent: %d parts: give at most %d: %w", p.ID, len(p.Parts), (maxParams-5)/4, store.ErrInvalid)
+			return store.SentResult{}, fmt.Errorf("mark message %d sent: %d parts: give at most %d: %w", p.ID, len(p.Parts), (maxParams-5)/4, store.ErrInvalid)
 		}
 	}
 	// Chunk so that messages and their parts stay under the parameter limit.
@@ -369,23 +428,54 @@ func (s *Store) MessageMarkSent(ctx context.Context, ps []store.SentParams) (int
 	}
 	groups = append(groups, cur)
 
-	changed := 0
+	var res store.SentResult
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		changed = 0
+		res = store.SentResult{}
 		for _, g := range groups {
 			q, vals := buildMarkSent(g)
-			var n int
-			if err := tx.QueryRowContext(ctx, q, vals...).Scan(&n); err != nil {
+			if err := queryCountAndChanges(ctx, tx, q, vals, &res.Settled, &res.Changed); err != nil {
 				return err
 			}
-			changed += n
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, mapError(err, "mark messages sent")
+		return store.SentResult{}, mapError(err, "mark messages sent")
 	}
-	return changed, nil
+	return res, nil
+}
+
+// queryCountAndChanges runs a batch whose first result set is one row of
+// counts, scanned into counts (nullable: NULL is 0) and added to them,
+// and whose next result set, if any, lists changes (scanChanges), which
+// are appended to changes.
+func queryCountAndChanges(ctx context.Context, tx *sql.Tx, q string, vals []any, changes *[]store.Change, counts ...*int) error {
+	rows, err := tx.QueryContext(ctx, q, vals...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	got := make([]sql.NullInt64, len(counts))
+	dest := make([]any, len(counts))
+	for i := range got {
+		dest[i] = &got[i]
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	for i, c := range counts {
+		*c += int(got[i].Int64)
+	}
+	if *changes, err = nextChanges(rows, *changes); err != nil {
+		return err
+	}
+	return rows.Close()
 }
 
 // buildMarkRetry builds the batch that returns claimed messages to QUEUED.
@@ -521,7 +611,7 @@ WHERE r.MessageID IS NULL
 ORDER BY r.Ord;
 SELECT SUM(CASE WHEN r.MessageID IS NOT NULL THEN 1 ELSE 0 END), SUM(CASE WHEN r.MessageID IS NULL THEN 1 ELSE 0 END)
 FROM @r AS r;
-`)
+` + settledSQL)
 	return b.String(), a.vals
 }
 
@@ -548,12 +638,9 @@ func (s *Store) MessageReportApply(ctx context.Context, ps []store.ReportParams)
 		res = store.ReportResult{}
 		for _, c := range chunks(len(ps), 5, maxBatch) {
 			q, vals := buildReportApply(ps[c[0]:c[1]])
-			var matched, pending sql.NullInt64
-			if err := tx.QueryRowContext(ctx, q, vals...).Scan(&matched, &pending); err != nil {
+			if err := queryCountAndChanges(ctx, tx, q, vals, &res.Settled, &res.Matched, &res.Pending); err != nil {
 				return err
 			}
-			res.Matched += int(matched.Int64)
-			res.Pending += int(pending.Int64)
 		}
 		return nil
 	})
@@ -563,7 +650,7 @@ func (s *Store) MessageReportApply(ctx context.Context, ps []store.ReportParams)
 	return res, nil
 }
 
-var rescueSQL = batchPrefix + `DECLARE @done TABLE (ID BIGINT NOT NULL);
+var rescueSQL = batchPrefix + `DECLARE @done TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 UPDATE m SET
 	Status = N'QUEUED',
 	LeaseOwner = NULL,
@@ -572,32 +659,38 @@ UPDATE m SET
 	LastUpdate = @now,
 	Trace = ` + appendTrace("m", "N'QUEUED'", "N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired at ' + "+
 	"COALESCE(CONVERT(NVARCHAR(23), m.LeaseExpires, 121), N'?') + N'; the message may have been sent already (at-least-once)'") + `
-OUTPUT inserted.ID INTO @done (ID)
+OUTPUT inserted.ID, inserted.ChannelID INTO @done (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q ` + pickHints + `
 		WHERE q.Status = N'SENDING' AND q.LeaseExpires <= @now
 		ORDER BY q.LeaseExpires)
   AND m.Status = N'SENDING';
-SELECT COUNT(*) FROM @done;
+SELECT d.ID, N'QUEUED', d.ChannelID FROM @done AS d;
 `
 
 // MessageRescue returns SENDING messages whose lease expired to QUEUED.
-func (s *Store) MessageRescue(ctx context.Context, limit int) (int, error) {
-	var n int
+func (s *Store) MessageRescue(ctx context.Context, limit int) ([]store.Change, error) {
+	var rescued []store.Change
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, rescueSQL, batchLimit(limit, defaultBatch)).Scan(&n)
+		rows, err := tx.QueryContext(ctx, rescueSQL, batchLimit(limit, defaultBatch))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		rescued, err = scanChanges(rows, nil)
+		return err
 	})
 	if err != nil {
-		return 0, mapError(err, "rescue messages with expired leases")
+		return nil, mapError(err, "rescue messages with expired leases")
 	}
-	if n > 0 {
-		s.logger.Warn("returned messages whose lease expired to the queue; they may be sent twice", "count", n)
+	if len(rescued) > 0 {
+		s.logger.Warn("returned messages whose lease expired to the queue; they may be sent twice", "count", len(rescued))
 	}
-	return n, nil
+	return rescued, nil
 }
 
-var sweepSQL = batchPrefix + `DECLARE @noreport TABLE (ID BIGINT NOT NULL);
-DECLARE @expired TABLE (ID BIGINT NOT NULL);
+var sweepSQL = batchPrefix + `DECLARE @noreport TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
+DECLARE @expired TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @deleted TABLE (ID BIGINT NOT NULL);
 UPDATE m SET
 	Status = N'NOREPORT',
@@ -605,7 +698,7 @@ UPDATE m SET
 	StatusDetails = N'no delivery report within ' + @p1,
 	LastUpdate = @now,
 	Trace = ` + appendTrace("m", "N'NOREPORT'", "N'no delivery report within ' + @p1") + `
-OUTPUT inserted.ID INTO @noreport (ID)
+OUTPUT inserted.ID, inserted.ChannelID INTO @noreport (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `
 		WHERE q.Status = N'SENT' AND q.RequestDeliveryReport = 1
@@ -618,7 +711,7 @@ UPDATE m SET
 	StatusDetails = N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before the message was sent',
 	LastUpdate = @now,
 	Trace = ` + appendTrace("m", "N'EXPIRED'", "N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before sending'") + `
-OUTPUT inserted.ID INTO @expired (ID)
+OUTPUT inserted.ID, inserted.ChannelID INTO @expired (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `
 		WHERE q.Status = N'QUEUED' AND q.ValidUntil IS NOT NULL AND q.ValidUntil <= @now
@@ -631,6 +724,9 @@ WHERE pr.ID IN (SELECT TOP (@p4) x.ID FROM hermod.PendingReports AS x ` + pickHi
 		WHERE x.ReceivedTime <= ` + addDuration("@now", "@p5", "@p6") + `
 		ORDER BY x.ID);
 SELECT (SELECT COUNT(*) FROM @noreport), (SELECT COUNT(*) FROM @expired), (SELECT COUNT(*) FROM @deleted);
+SELECT n.ID, N'NOREPORT', n.ChannelID FROM @noreport AS n
+UNION ALL
+SELECT e.ID, N'EXPIRED', e.ChannelID FROM @expired AS e;
 `
 
 // MessageSweep makes overdue SENT messages NOREPORT and expired QUEUED
@@ -641,8 +737,9 @@ func (s *Store) MessageSweep(ctx context.Context, p store.SweepParams) (store.Sw
 	prSecs, prMillis := durationArgs(-p.PendingReportTTL)
 	var res store.SweepResult
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, sweepSQL, p.NoReportAfter.String(), nrSecs, nrMillis,
-			batchLimit(p.Limit, defaultBatch), prSecs, prMillis).Scan(&res.NoReport, &res.Expired, &res.PendingDeleted)
+		res = store.SweepResult{}
+		return queryCountAndChanges(ctx, tx, sweepSQL, []any{p.NoReportAfter.String(), nrSecs, nrMillis,
+			batchLimit(p.Limit, defaultBatch), prSecs, prMillis}, &res.Changes, &res.NoReport, &res.Expired, &res.PendingDeleted)
 	})
 	if err != nil {
 		return store.SweepResult{}, mapError(err, "sweep messages")

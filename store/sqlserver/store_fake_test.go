@@ -122,11 +122,17 @@ func TestDeadlockVictimRunsAgain(t *testing.T) {
 		if n == 0 {
 			return fakeAnswer{err: mssql.Error{Number: 1205, Message: "Transaction (Process ID 51) was deadlocked"}}
 		}
-		return fakeAnswer{sets: []fakeSet{{cols: []string{"Status", "N"}, rows: [][]driver.Value{{"QUEUED", int64(3)}, {"NOCHANNEL", int64(1)}, {"EXPIRED", int64(2)}}}}}
+		return fakeAnswer{sets: []fakeSet{changeSet(
+			[]driver.Value{int64(1), "QUEUED", int64(1)}, []driver.Value{int64(2), "QUEUED", int64(1)}, []driver.Value{int64(3), "queued", int64(1)},
+			[]driver.Value{int64(4), "NOCHANNEL", int64(99)}, []driver.Value{int64(5), "EXPIRED", nil}, []driver.Value{int64(6), "EXPIRED", int64(1)},
+		)}}
 	})
 	res, err := s.MessageRoute(t.Context(), store.RouteParams{Channels: []int64{1}, Limit: 10})
 	require.NoError(t, err)
-	require.Equal(t, store.RouteResult{Queued: 3, NoChannel: 1, Expired: 2}, res)
+	require.Equal(t, store.RouteResult{Queued: 3, NoChannel: 1, Expired: 2, Changes: []store.Change{
+		{ID: 1, Status: store.StatusQueued, ChannelID: 1}, {ID: 2, Status: store.StatusQueued, ChannelID: 1}, {ID: 3, Status: store.StatusQueued, ChannelID: 1},
+		{ID: 4, Status: store.StatusNoChannel, ChannelID: 99}, {ID: 5, Status: store.StatusExpired}, {ID: 6, Status: store.StatusExpired, ChannelID: 1},
+	}}, res, "a status in lower case (Babelfish) is still the store's constant")
 	_, events := srv.snapshot()
 	require.Equal(t, []string{"BEGIN", "EXEC", "ROLLBACK", "BEGIN", "EXEC", "COMMIT"}, events)
 }
@@ -209,6 +215,90 @@ func TestMessageMarkSentDeduplicatesAndCounts(t *testing.T) {
 	n, err = s.MessageMarkSent(t.Context(), nil)
 	require.NoError(t, err)
 	require.Zero(t, n)
+}
+
+// changeSet is a result set of (ID, Status, ChannelID) rows.
+func changeSet(rows ...[]driver.Value) fakeSet {
+	return fakeSet{cols: []string{"ID", "Status", "ChannelID"}, rows: rows}
+}
+
+func TestMessageMarkSentSettledReadsBothResultSets(t *testing.T) {
+	t.Parallel()
+
+	// Two chunks (200 messages each at most): each answers its count and
+	// the messages its pending reports settled.
+	s, srv := newFakeStore(t, func(n int, q string, _ []any) fakeAnswer {
+		require.Contains(t, q, "FROM @settled")
+		return fakeAnswer{sets: []fakeSet{
+			{cols: []string{"N"}, rows: [][]driver.Value{{int64(200 - 100*n)}}},
+			changeSet([]driver.Value{int64(10 + n), "DELIVERED", int64(2)}),
+		}}
+	})
+	ps := make([]store.SentParams, 300)
+	for i := range ps {
+		ps[i] = store.SentParams{ID: int64(i + 1), Owner: "a", Reference: fmt.Sprint(i)}
+	}
+	res, err := s.MessageMarkSentSettled(t.Context(), ps)
+	require.NoError(t, err)
+	require.Equal(t, store.SentResult{Changed: 300, Settled: []store.Change{
+		{ID: 10, Status: store.StatusDelivered, ChannelID: 2}, {ID: 11, Status: store.StatusDelivered, ChannelID: 2},
+	}}, res)
+	_, events := srv.snapshot()
+	require.Equal(t, []string{"BEGIN", "EXEC", "EXEC", "COMMIT"}, events)
+}
+
+func TestMessageReportApplySettled(t *testing.T) {
+	t.Parallel()
+
+	s, _ := newFakeStore(t, func(int, string, []any) fakeAnswer {
+		return fakeAnswer{sets: []fakeSet{
+			{cols: []string{"Matched", "Pending"}, rows: [][]driver.Value{{int64(2), int64(1)}}},
+			changeSet([]driver.Value{int64(7), "DELIVERED", int64(1)}, []driver.Value{int64(8), "NOTDELIVERED", int64(1)}),
+		}}
+	})
+	res, err := s.MessageReportApply(t.Context(), []store.ReportParams{
+		{ChannelID: 1, Reference: "a", Status: store.PartDelivered},
+		{ChannelID: 1, Reference: "b", Status: store.PartNotDelivered},
+		{ChannelID: 1, Reference: "c", Status: store.PartDelivered},
+	})
+	require.NoError(t, err)
+	require.Equal(t, store.ReportResult{Matched: 2, Pending: 1, Settled: []store.Change{
+		{ID: 7, Status: store.StatusDelivered, ChannelID: 1}, {ID: 8, Status: store.StatusNotDelivered, ChannelID: 1},
+	}}, res)
+}
+
+func TestMessageSweepAndRescueChanges(t *testing.T) {
+	t.Parallel()
+
+	s, _ := newFakeStore(t, func(_ int, q string, _ []any) fakeAnswer {
+		if q == rescueSQL {
+			return fakeAnswer{sets: []fakeSet{changeSet([]driver.Value{int64(5), "QUEUED", int64(3)})}}
+		}
+		require.Equal(t, sweepSQL, q)
+		return fakeAnswer{sets: []fakeSet{
+			{cols: []string{"a", "b", "c"}, rows: [][]driver.Value{{int64(1), int64(1), int64(4)}}},
+			changeSet([]driver.Value{int64(1), "NOREPORT", int64(3)}, []driver.Value{int64(2), "EXPIRED", int64(3)}),
+		}}
+	})
+	res, err := s.MessageSweep(t.Context(), store.SweepParams{NoReportAfter: time.Hour, PendingReportTTL: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, store.SweepResult{NoReport: 1, Expired: 1, PendingDeleted: 4, Changes: []store.Change{
+		{ID: 1, Status: store.StatusNoReport, ChannelID: 3}, {ID: 2, Status: store.StatusExpired, ChannelID: 3},
+	}}, res)
+
+	rescued, err := s.MessageRescue(t.Context(), 10)
+	require.NoError(t, err)
+	require.Equal(t, []store.Change{{ID: 5, Status: store.StatusQueued, ChannelID: 3}}, rescued)
+}
+
+func TestUnexpectedChangeStatusIsAnError(t *testing.T) {
+	t.Parallel()
+
+	s, _ := newFakeStore(t, func(int, string, []any) fakeAnswer {
+		return fakeAnswer{sets: []fakeSet{changeSet([]driver.Value{int64(5), "SENDING", int64(3)})}}
+	})
+	_, err := s.MessageRescue(t.Context(), 10)
+	require.ErrorContains(t, err, `unexpected status "SENDING"`)
 }
 
 func TestMessageReportApplyValidates(t *testing.T) {

@@ -20,7 +20,13 @@ func (r *runner) testMessageRoute(t *testing.T) {
 		ids := InsertN(t, b.s, 30)
 		res, err := b.s.MessageRoute(b.ctx, store.RouteParams{Channels: chans, Limit: 100})
 		require.NoError(t, err)
-		require.Equal(t, store.RouteResult{Queued: 30}, res)
+		require.Equal(t, 30, res.Queued)
+		require.Zero(t, res.NoChannel+res.Expired)
+		var want []store.Change
+		for _, id := range ids {
+			want = append(want, store.Change{ID: id, Status: store.StatusQueued, ChannelID: chans[id%int64(len(chans))]})
+		}
+		RequireChanges(t, want, res.Changes, "every routed message with the channel it went to")
 		per := map[int64]int{}
 		for _, id := range ids {
 			m := Get(t, b.s, id)
@@ -44,7 +50,8 @@ func (r *runner) testMessageRoute(t *testing.T) {
 		ids := Insert(t, b.s, store.NewMessage{ToAddress: "+1", ChannelID: disabled.ID}, store.NewMessage{ToAddress: "+2", ChannelID: a.ID})
 		res, err := b.s.MessageRoute(b.ctx, store.RouteParams{Channels: []int64{a.ID}, Limit: 10})
 		require.NoError(t, err)
-		require.Equal(t, store.RouteResult{Queued: 2}, res)
+		require.Equal(t, store.RouteResult{Queued: 2, Changes: res.Changes}, res)
+		RequireChanges(t, []store.Change{{ID: ids[0], Status: store.StatusQueued, ChannelID: disabled.ID}, {ID: ids[1], Status: store.StatusQueued, ChannelID: a.ID}}, res.Changes)
 		m := Get(t, b.s, ids[0])
 		require.Equal(t, store.StatusQueued, m.Status)
 		require.Equal(t, disabled.ID, m.ChannelID, "an explicit channel is kept even when it is not in Channels")
@@ -57,7 +64,8 @@ func (r *runner) testMessageRoute(t *testing.T) {
 		ids := Insert(t, b.s, store.NewMessage{ToAddress: "+1", ChannelID: a.ID + 1000})
 		res, err := b.s.MessageRoute(b.ctx, store.RouteParams{Channels: []int64{a.ID}, Limit: 10})
 		require.NoError(t, err)
-		require.Equal(t, store.RouteResult{NoChannel: 1}, res)
+		require.Equal(t, store.RouteResult{NoChannel: 1, Changes: res.Changes}, res)
+		RequireChanges(t, changes(store.StatusNoChannel, a.ID+1000, ids[0]), res.Changes, "NOCHANNEL keeps the channel the message asked for")
 		m := Get(t, b.s, ids[0])
 		require.Equal(t, store.StatusNoChannel, m.Status)
 		require.NotEmpty(t, m.StatusDetails, "StatusDetails says why")
@@ -70,7 +78,8 @@ func (r *runner) testMessageRoute(t *testing.T) {
 		ids := InsertN(t, b.s, 3)
 		res, err := b.s.MessageRoute(b.ctx, store.RouteParams{Limit: 10})
 		require.NoError(t, err)
-		require.Equal(t, store.RouteResult{NoChannel: 3}, res)
+		require.Equal(t, store.RouteResult{NoChannel: 3, Changes: res.Changes}, res)
+		RequireChanges(t, changes(store.StatusNoChannel, 0, ids...), res.Changes)
 		for _, id := range ids {
 			m := Get(t, b.s, id)
 			require.Equal(t, store.StatusNoChannel, m.Status)
@@ -88,7 +97,8 @@ func (r *runner) testMessageRoute(t *testing.T) {
 		)
 		res, err := b.s.MessageRoute(b.ctx, store.RouteParams{Channels: []int64{a.ID}, Limit: 10})
 		require.NoError(t, err)
-		require.Equal(t, store.RouteResult{Queued: 1}, res)
+		require.Equal(t, store.RouteResult{Queued: 1, Changes: res.Changes}, res)
+		RequireChanges(t, changes(store.StatusQueued, a.ID, ids[1]), res.Changes, "a future ScheduledTime waits")
 		require.Equal(t, store.StatusScheduled, Get(t, b.s, ids[0]).Status, "a future ScheduledTime waits")
 		require.Equal(t, store.StatusQueued, Get(t, b.s, ids[1]).Status)
 	})
@@ -102,7 +112,8 @@ func (r *runner) testMessageRoute(t *testing.T) {
 		)
 		res, err := b.s.MessageRoute(b.ctx, store.RouteParams{Channels: []int64{a.ID}, Limit: 10})
 		require.NoError(t, err)
-		require.Equal(t, store.RouteResult{Queued: 1, Expired: 1}, res)
+		require.Equal(t, store.RouteResult{Queued: 1, Expired: 1, Changes: res.Changes}, res)
+		RequireChanges(t, []store.Change{{ID: ids[0], Status: store.StatusExpired}, {ID: ids[1], Status: store.StatusQueued, ChannelID: a.ID}}, res.Changes)
 		m := Get(t, b.s, ids[0])
 		require.Equal(t, store.StatusExpired, m.Status)
 		RequireTraceEndsWith(t, m, store.StatusExpired)
@@ -116,6 +127,7 @@ func (r *runner) testMessageRoute(t *testing.T) {
 		res, err := b.s.MessageRoute(b.ctx, store.RouteParams{Channels: []int64{a.ID}, Limit: 4})
 		require.NoError(t, err)
 		require.Equal(t, 4, res.Queued)
+		RequireChanges(t, changes(store.StatusQueued, a.ID, ids[:4]...), res.Changes)
 		for i, id := range ids {
 			want := store.StatusScheduled
 			if i < 4 {
@@ -126,6 +138,7 @@ func (r *runner) testMessageRoute(t *testing.T) {
 		res, err = b.s.MessageRoute(b.ctx, store.RouteParams{Channels: []int64{a.ID}, Limit: 100})
 		require.NoError(t, err)
 		require.Equal(t, 6, res.Queued)
+		RequireChanges(t, changes(store.StatusQueued, a.ID, ids[4:]...), res.Changes)
 	})
 
 	t.Run("IgnoresOtherStatuses", func(t *testing.T) {
@@ -370,6 +383,18 @@ func (r *runner) testMessageMarkSent(t *testing.T) {
 	})
 }
 
+// markSentSettled marks messages sent through store.SentSettler, which
+// every backend implements, and checks that MessageMarkSent would have
+// returned the same count.
+func markSentSettled(t *testing.T, b *bundle, ps []store.SentParams) store.SentResult {
+	t.Helper()
+	ss, ok := b.s.(store.SentSettler)
+	require.True(t, ok, "%T implements store.SentSettler", b.s)
+	res, err := ss.MessageMarkSentSettled(b.ctx, ps)
+	require.NoError(t, err)
+	return res
+}
+
 func (r *runner) testMessageMarkRetry(t *testing.T) {
 	t.Run("BackToQueued", func(t *testing.T) {
 		b := r.setup(t)
@@ -433,12 +458,12 @@ func (r *runner) testMessageReportApply(t *testing.T) {
 			{ChannelID: ch, Reference: "p3", Status: store.PartDelivered},
 		})
 		require.NoError(t, err)
-		require.Equal(t, store.ReportResult{Matched: 2}, res)
+		require.Equal(t, store.ReportResult{Matched: 2}, res, "nothing settled while one part is still out")
 		require.Equal(t, store.StatusSent, Get(t, b.s, id).Status, "one part is still out")
 
 		res, err = b.s.MessageReportApply(b.ctx, []store.ReportParams{{ChannelID: ch, Reference: "p2", Status: store.PartDelivered, DoneTime: done}})
 		require.NoError(t, err)
-		require.Equal(t, store.ReportResult{Matched: 1}, res)
+		require.Equal(t, store.ReportResult{Matched: 1, Settled: changes(store.StatusDelivered, ch, id)}, res)
 		m := Get(t, b.s, id)
 		require.Equal(t, store.StatusDelivered, m.Status)
 		requireRecent(t, m.DeliveredTime, "DeliveredTime")
@@ -460,14 +485,15 @@ func (r *runner) testMessageReportApply(t *testing.T) {
 		ch, id := Send(t, b.s, "node1", "p1", "p2")
 		res, err := b.s.MessageReportApply(b.ctx, []store.ReportParams{{ChannelID: ch, Reference: "p1", Status: store.PartNotDelivered, ErrorCode: "0x0b"}})
 		require.NoError(t, err)
-		require.Equal(t, 1, res.Matched)
+		require.Equal(t, store.ReportResult{Matched: 1, Settled: changes(store.StatusNotDelivered, ch, id)}, res)
 		m := Get(t, b.s, id)
 		require.Equal(t, store.StatusNotDelivered, m.Status, "NOTDELIVERED as soon as one part is")
 		require.Equal(t, "0x0b", m.ErrorCode)
 		RequireTraceEndsWith(t, m, store.StatusSent, store.StatusNotDelivered)
 
-		_, err = b.s.MessageReportApply(b.ctx, []store.ReportParams{{ChannelID: ch, Reference: "p2", Status: store.PartDelivered}})
+		res, err = b.s.MessageReportApply(b.ctx, []store.ReportParams{{ChannelID: ch, Reference: "p2", Status: store.PartDelivered}})
 		require.NoError(t, err)
+		require.Empty(t, res.Settled, "a settled message settles once")
 		require.Equal(t, store.StatusNotDelivered, Get(t, b.s, id).Status, "a later delivered part does not undo it")
 		parts, err := b.s.MessageParts(b.ctx, id)
 		require.NoError(t, err)
@@ -485,9 +511,9 @@ func (r *runner) testMessageReportApply(t *testing.T) {
 		require.Equal(t, store.ReportResult{Pending: 1}, res)
 		require.Equal(t, store.StatusSending, Get(t, b.s, ids[0]).Status)
 
-		n, err := b.s.MessageMarkSent(b.ctx, []store.SentParams{{ID: ids[0], Owner: "node1", Reference: "early", Parts: []store.Part{{PartNumber: 1, Reference: "early"}}}})
-		require.NoError(t, err)
-		require.Equal(t, 1, n)
+		sr := markSentSettled(t, b, []store.SentParams{{ID: ids[0], Owner: "node1", Reference: "early", Parts: []store.Part{{PartNumber: 1, Reference: "early"}}}})
+		require.Equal(t, 1, sr.Changed)
+		RequireChanges(t, changes(store.StatusDelivered, ch, ids[0]), sr.Settled, "MarkSent names what the pending report settled")
 		m := Get(t, b.s, ids[0])
 		require.Equal(t, store.StatusDelivered, m.Status, "the pending report is applied by MarkSent")
 		RequireTraceEndsWith(t, m, store.StatusSent, store.StatusDelivered)
@@ -504,9 +530,10 @@ func (r *runner) testMessageReportApply(t *testing.T) {
 		require.Len(t, Claim(t, b.s, ch, "node1", 1), 1)
 		_, err := b.s.MessageReportApply(b.ctx, []store.ReportParams{{ChannelID: ch, Reference: "b2", Status: store.PartNotDelivered, ErrorCode: "0x22"}})
 		require.NoError(t, err)
-		_, err = b.s.MessageMarkSent(b.ctx, []store.SentParams{{ID: ids[0], Owner: "node1", Reference: "b1",
+		sr := markSentSettled(t, b, []store.SentParams{{ID: ids[0], Owner: "node1", Reference: "b1",
 			Parts: []store.Part{{PartNumber: 1, Reference: "b1"}, {PartNumber: 2, Reference: "b2"}}}})
-		require.NoError(t, err)
+		require.Equal(t, 1, sr.Changed)
+		RequireChanges(t, changes(store.StatusNotDelivered, ch, ids[0]), sr.Settled)
 		m := Get(t, b.s, ids[0])
 		require.Equal(t, store.StatusNotDelivered, m.Status)
 		require.Equal(t, "0x22", m.ErrorCode)
@@ -522,17 +549,21 @@ func (r *runner) testMessageReportApply(t *testing.T) {
 		require.Equal(t, store.StatusSent, Get(t, b.s, id).Status)
 		res, err = b.s.MessageReportApply(b.ctx, []store.ReportParams{{ChannelID: ch, Reference: "same", Status: store.PartDelivered}})
 		require.NoError(t, err)
-		require.Equal(t, store.ReportResult{Matched: 1}, res)
+		require.Equal(t, store.ReportResult{Matched: 1, Settled: changes(store.StatusDelivered, ch, id)}, res)
 		require.Equal(t, store.StatusDelivered, Get(t, b.s, id).Status)
 	})
 
 	t.Run("DuplicateReport", func(t *testing.T) {
 		b := r.setup(t)
 		ch, id := Send(t, b.s, "node1", "dup")
-		for range 2 {
+		for i := range 2 {
 			res, err := b.s.MessageReportApply(b.ctx, []store.ReportParams{{ChannelID: ch, Reference: "dup", Status: store.PartDelivered}})
 			require.NoError(t, err)
-			require.Equal(t, store.ReportResult{Matched: 1}, res)
+			var settled []store.Change
+			if i == 0 {
+				settled = changes(store.StatusDelivered, ch, id)
+			}
+			require.Equal(t, store.ReportResult{Matched: 1, Settled: settled}, res, "report %d: only the first settles the message", i+1)
 		}
 		m := Get(t, b.s, id)
 		require.Equal(t, store.StatusDelivered, m.Status)
@@ -566,7 +597,7 @@ func (r *runner) testMessageReportApply(t *testing.T) {
 			{ChannelID: ch, Reference: "new2", Status: store.PartDelivered},
 		})
 		require.NoError(t, err)
-		require.Equal(t, store.ReportResult{Matched: 2}, rr)
+		require.Equal(t, store.ReportResult{Matched: 2, Settled: changes(store.StatusDelivered, ch, id)}, rr)
 		m = Get(t, b.s, id)
 		require.Equal(t, store.StatusDelivered, m.Status)
 		require.Equal(t, "", m.ErrorCode, "the old error code is gone")
@@ -594,9 +625,9 @@ func (r *runner) testMessageRescue(t *testing.T) {
 		require.Len(t, ms, 1)
 		require.Len(t, Claim(t, b.s, ch, "livenode", 1), 1) // an hour's lease
 
-		n, err := b.s.MessageRescue(b.ctx, 100)
+		rescued, err := b.s.MessageRescue(b.ctx, 100)
 		require.NoError(t, err)
-		require.Equal(t, 1, n)
+		require.Equal(t, changes(store.StatusQueued, ch, ids[0]), rescued)
 		m := Get(t, b.s, ids[0])
 		require.Equal(t, store.StatusQueued, m.Status)
 		require.Equal(t, "", m.LeaseOwner)
@@ -615,21 +646,22 @@ func (r *runner) testMessageRescue(t *testing.T) {
 		require.Equal(t, []int64{ids[0]}, IDs(again))
 		require.Equal(t, 2, again[0].Attempts)
 
-		n, err = b.s.MessageRescue(b.ctx, 100)
+		rescued, err = b.s.MessageRescue(b.ctx, 100)
 		require.NoError(t, err)
-		require.Zero(t, n)
+		require.Empty(t, rescued)
 	})
 	t.Run("Limit", func(t *testing.T) {
 		b := r.setup(t)
-		ch, _ := Queue(t, b.s, 0, 5)
+		ch, ids := Queue(t, b.s, 0, 5)
 		_, err := b.s.MessageClaim(b.ctx, store.ClaimParams{ChannelID: ch, Limit: 5, Owner: "deadnode", Lease: -time.Second})
 		require.NoError(t, err)
-		n, err := b.s.MessageRescue(b.ctx, 3)
+		first, err := b.s.MessageRescue(b.ctx, 3)
 		require.NoError(t, err)
-		require.Equal(t, 3, n)
-		n, err = b.s.MessageRescue(b.ctx, 3)
+		require.Len(t, first, 3)
+		second, err := b.s.MessageRescue(b.ctx, 3)
 		require.NoError(t, err)
-		require.Equal(t, 2, n)
+		require.Len(t, second, 2)
+		RequireChanges(t, changes(store.StatusQueued, ch, ids...), append(first, second...), "each message rescued once")
 	})
 }
 
@@ -653,7 +685,7 @@ func (r *runner) testMessageSweep(t *testing.T) {
 
 		res, err = b.s.MessageSweep(b.ctx, store.SweepParams{NoReportAfter: 0, PendingReportTTL: time.Hour, Limit: 100})
 		require.NoError(t, err)
-		require.Equal(t, store.SweepResult{NoReport: 1}, res)
+		require.Equal(t, store.SweepResult{NoReport: 1, Changes: changes(store.StatusNoReport, ch.ID, ids[0])}, res)
 		m := Get(t, b.s, ids[0])
 		require.Equal(t, store.StatusNoReport, m.Status)
 		RequireTraceEndsWith(t, m, store.StatusSent, store.StatusNoReport)
@@ -688,7 +720,7 @@ func (r *runner) testMessageSweep(t *testing.T) {
 		waitUntil(t, b, now.Add(2*time.Second))
 		res, err := b.s.MessageSweep(b.ctx, store.SweepParams{NoReportAfter: time.Hour, PendingReportTTL: time.Hour, Limit: 100})
 		require.NoError(t, err)
-		require.Equal(t, store.SweepResult{Expired: 1}, res)
+		require.Equal(t, store.SweepResult{Expired: 1, Changes: changes(store.StatusExpired, a.ID, ids[0])}, res)
 		m := Get(t, b.s, ids[0])
 		require.Equal(t, store.StatusExpired, m.Status)
 		RequireTraceEndsWith(t, m, store.StatusQueued, store.StatusExpired)
@@ -767,7 +799,9 @@ func (r *runner) testLifecycle(t *testing.T) {
 		require.Equal(t, 20, n)
 		rr, err := b.s.MessageReportApply(b.ctx, reports)
 		require.NoError(t, err)
-		require.Equal(t, store.ReportResult{Matched: 20}, rr)
+		require.Equal(t, 20, rr.Matched)
+		require.Zero(t, rr.Pending)
+		RequireChanges(t, changes(store.StatusDelivered, a.ID, ids...), rr.Settled)
 		for _, id := range ids {
 			m := Get(t, b.s, id)
 			require.Equal(t, store.StatusDelivered, m.Status)

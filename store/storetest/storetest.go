@@ -222,4 +222,20 @@ func requireRecent(t testing.TB, tm time.Time, what string) {
 	require.WithinDuration(t, time.Now(), tm, time.Minute, "%s", what)
 }
 
+// RequireChanges checks that got names exactly the transitions in want,
+// in any order (store.Change lists are unordered).
+func RequireChanges(t testing.TB, want, got []store.Change, msgAndArgs ...any) {
+	t.Helper()
+	require.ElementsMatch(t, want, got, msgAndArgs...)
+}
+
+// changes builds the store.Change of each id with one status and channel.
+func changes(status string, channelID int64, ids ...int64) []store.Change {
+	out := make([]store.Change, len(ids))
+	for i, id := range ids {
+		out[i] = store.Change{ID: id, Status: status, ChannelID: channelID}
+	}
+	return out
+}
+
 func intp(v int) *int { return &v }

@@ -13,6 +13,7 @@ DECLARE @done TABLE (ID BIGINT NOT NULL PRIMARY KEY, ChannelID INT NULL);
 DECLARE @r TABLE (Ord BIGINT NOT NULL PRIMARY KEY, ChannelID INT NOT NULL,
 	Reference NVARCHAR(100) NOT NULL, Status NVARCHAR(16) NOT NULL, ErrorCode NVARCHAR(64) NULL,
 	DoneTime DATETIME2(3) NULL, MessageID BIGINT NULL, PartNumber INT NULL);
+DECLARE @settled TABLE (ID BIGINT NOT NULL, Status NVARCHAR(16) NOT NULL, ChannelID INT NULL);
 INSERT INTO @v (ID, Owner, Reference, TotalParts, Note) VALUES
 (@p1, @p2, @p3, @p4, @p5),
 (@p6, @p7, @p8, @p9, @p10);
@@ -68,6 +69,7 @@ UPDATE m SET
 	StatusDetails = CASE WHEN t.NotDelivered > 0 THEN N'part ' + CONVERT(NVARCHAR(20), t.BadPart) + N' not delivered' + CASE WHEN t.BadError = N'' THEN N'' ELSE N' (error ' + t.BadError + N')' END ELSE NULL END,
 	LastUpdate = @now,
 	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + CASE WHEN t.NotDelivered > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN t.NotDelivered > 0 THEN N'part ' + CONVERT(NVARCHAR(20), t.BadPart) + N' not delivered' + CASE WHEN t.BadError = N'' THEN N'' ELSE N' (error ' + t.BadError + N')' END WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
+OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @settled (ID, Status, ChannelID)
 FROM hermod.Messages AS m
 JOIN (SELECT p.MessageID,
 		SUM(CASE WHEN p.Status = N'DELIVERED' THEN 1 ELSE 0 END) AS Delivered,
@@ -82,3 +84,4 @@ WHERE m.Status IN (N'SENT', N'NOREPORT')
   AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts));
 END;
 SELECT COUNT(*) FROM @done;
+SELECT s.ID, s.Status, s.ChannelID FROM @settled AS s;

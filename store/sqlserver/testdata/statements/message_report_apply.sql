@@ -8,6 +8,7 @@ DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
 DECLARE @r TABLE (Ord BIGINT NOT NULL PRIMARY KEY, ChannelID INT NOT NULL,
 	Reference NVARCHAR(100) NOT NULL, Status NVARCHAR(16) NOT NULL, ErrorCode NVARCHAR(64) NULL,
 	DoneTime DATETIME2(3) NULL, MessageID BIGINT NULL, PartNumber INT NULL);
+DECLARE @settled TABLE (ID BIGINT NOT NULL, Status NVARCHAR(16) NOT NULL, ChannelID INT NULL);
 INSERT INTO @r (Ord, ChannelID, Reference, Status, ErrorCode, DoneTime) VALUES
 (0, @p1, @p2, @p3, LEFT(CAST(@p4 AS NVARCHAR(MAX)), 64), @p5),
 (1, @p6, @p7, @p8, LEFT(CAST(@p9 AS NVARCHAR(MAX)), 64), @p10);
@@ -30,6 +31,7 @@ UPDATE m SET
 	StatusDetails = CASE WHEN t.NotDelivered > 0 THEN N'part ' + CONVERT(NVARCHAR(20), t.BadPart) + N' not delivered' + CASE WHEN t.BadError = N'' THEN N'' ELSE N' (error ' + t.BadError + N')' END ELSE NULL END,
 	LastUpdate = @now,
 	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + CASE WHEN t.NotDelivered > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN t.NotDelivered > 0 THEN N'part ' + CONVERT(NVARCHAR(20), t.BadPart) + N' not delivered' + CASE WHEN t.BadError = N'' THEN N'' ELSE N' (error ' + t.BadError + N')' END WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
+OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @settled (ID, Status, ChannelID)
 FROM hermod.Messages AS m
 JOIN (SELECT p.MessageID,
 		SUM(CASE WHEN p.Status = N'DELIVERED' THEN 1 ELSE 0 END) AS Delivered,
@@ -49,3 +51,4 @@ WHERE r.MessageID IS NULL
 ORDER BY r.Ord;
 SELECT SUM(CASE WHEN r.MessageID IS NOT NULL THEN 1 ELSE 0 END), SUM(CASE WHEN r.MessageID IS NULL THEN 1 ELSE 0 END)
 FROM @r AS r;
+SELECT s.ID, s.Status, s.ChannelID FROM @settled AS s;

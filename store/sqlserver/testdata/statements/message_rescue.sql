@@ -5,7 +5,7 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
-DECLARE @done TABLE (ID BIGINT NOT NULL);
+DECLARE @done TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 UPDATE m SET
 	Status = N'QUEUED',
 	LeaseOwner = NULL,
@@ -13,10 +13,10 @@ UPDATE m SET
 	StatusDetails = N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired; the message may have been sent',
 	LastUpdate = @now,
 	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'QUEUED' + N' ' + N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired at ' + COALESCE(CONVERT(NVARCHAR(23), m.LeaseExpires, 121), N'?') + N'; the message may have been sent already (at-least-once)' + NCHAR(10)
-OUTPUT inserted.ID INTO @done (ID)
+OUTPUT inserted.ID, inserted.ChannelID INTO @done (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
 		WHERE q.Status = N'SENDING' AND q.LeaseExpires <= @now
 		ORDER BY q.LeaseExpires)
   AND m.Status = N'SENDING';
-SELECT COUNT(*) FROM @done;
+SELECT d.ID, N'QUEUED', d.ChannelID FROM @done AS d;

@@ -5,7 +5,7 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
-DECLARE @routed TABLE (Status NVARCHAR(16) NOT NULL);
+DECLARE @routed TABLE (ID BIGINT NOT NULL, Status NVARCHAR(16) NOT NULL, ChannelID INT NULL);
 UPDATE m SET
 	ChannelID = CASE WHEN m.ChannelID IS NULL AND NOT (m.ValidUntil IS NOT NULL AND m.ValidUntil <= @now) THEN CAST(NULL AS INT) ELSE m.ChannelID END,
 	Status = CASE WHEN (m.ValidUntil IS NOT NULL AND m.ValidUntil <= @now) THEN N'EXPIRED' WHEN ((m.ChannelID IS NULL AND CAST(NULL AS INT) IS NOT NULL) OR (m.ChannelID IS NOT NULL AND c.ID IS NOT NULL)) THEN N'QUEUED' ELSE N'NOCHANNEL' END,
@@ -13,7 +13,7 @@ UPDATE m SET
 	StatusDetails = CASE WHEN (m.ValidUntil IS NOT NULL AND m.ValidUntil <= @now) THEN N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before the message was routed' WHEN ((m.ChannelID IS NULL AND CAST(NULL AS INT) IS NOT NULL) OR (m.ChannelID IS NOT NULL AND c.ID IS NOT NULL)) THEN NULL ELSE CASE WHEN m.ChannelID IS NULL THEN N'no enabled channel can send it' ELSE N'channel ' + CONVERT(NVARCHAR(20), m.ChannelID) + N' does not exist' END END,
 	LastUpdate = @now,
 	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + CASE WHEN (m.ValidUntil IS NOT NULL AND m.ValidUntil <= @now) THEN N'EXPIRED' WHEN ((m.ChannelID IS NULL AND CAST(NULL AS INT) IS NOT NULL) OR (m.ChannelID IS NOT NULL AND c.ID IS NOT NULL)) THEN N'QUEUED' ELSE N'NOCHANNEL' END + N' ' + CASE WHEN (m.ValidUntil IS NOT NULL AND m.ValidUntil <= @now) THEN N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before routing' WHEN ((m.ChannelID IS NULL AND CAST(NULL AS INT) IS NOT NULL) OR (m.ChannelID IS NOT NULL AND c.ID IS NOT NULL)) THEN N'routed to channel ' + CONVERT(NVARCHAR(20), CASE WHEN m.ChannelID IS NULL AND NOT (m.ValidUntil IS NOT NULL AND m.ValidUntil <= @now) THEN CAST(NULL AS INT) ELSE m.ChannelID END) ELSE CASE WHEN m.ChannelID IS NULL THEN N'no enabled channel can send it' ELSE N'channel ' + CONVERT(NVARCHAR(20), m.ChannelID) + N' does not exist' END END + NCHAR(10)
-OUTPUT inserted.Status INTO @routed (Status)
+OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @routed (ID, Status, ChannelID)
 FROM hermod.Messages AS m
 LEFT JOIN hermod.Channels AS c ON c.ID = m.ChannelID
 WHERE m.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
@@ -21,4 +21,4 @@ WHERE m.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, RE
 		  AND (q.ScheduledTime IS NULL OR q.ScheduledTime <= @now)
 		ORDER BY q.ScheduledTime, q.ID)
   AND m.Status = N'SCHEDULED';
-SELECT r.Status, COUNT(*) FROM @routed AS r GROUP BY r.Status;
+SELECT r.ID, r.Status, r.ChannelID FROM @routed AS r;

@@ -5,8 +5,8 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
-DECLARE @noreport TABLE (ID BIGINT NOT NULL);
-DECLARE @expired TABLE (ID BIGINT NOT NULL);
+DECLARE @noreport TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
+DECLARE @expired TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @deleted TABLE (ID BIGINT NOT NULL);
 UPDATE m SET
 	Status = N'NOREPORT',
@@ -14,7 +14,7 @@ UPDATE m SET
 	StatusDetails = N'no delivery report within ' + @p1,
 	LastUpdate = @now,
 	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'NOREPORT' + N' ' + N'no delivery report within ' + @p1 + NCHAR(10)
-OUTPUT inserted.ID INTO @noreport (ID)
+OUTPUT inserted.ID, inserted.ChannelID INTO @noreport (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
 		WHERE q.Status = N'SENT' AND q.RequestDeliveryReport = 1
@@ -27,7 +27,7 @@ UPDATE m SET
 	StatusDetails = N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before the message was sent',
 	LastUpdate = @now,
 	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'EXPIRED' + N' ' + N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before sending' + NCHAR(10)
-OUTPUT inserted.ID INTO @expired (ID)
+OUTPUT inserted.ID, inserted.ChannelID INTO @expired (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
 		WHERE q.Status = N'QUEUED' AND q.ValidUntil IS NOT NULL AND q.ValidUntil <= @now
@@ -40,3 +40,6 @@ WHERE pr.ID IN (SELECT TOP (@p4) x.ID FROM hermod.PendingReports AS x WITH (UPDL
 		WHERE x.ReceivedTime <= DATEADD(MILLISECOND, @p6, DATEADD(SECOND, @p5, @now))
 		ORDER BY x.ID);
 SELECT (SELECT COUNT(*) FROM @noreport), (SELECT COUNT(*) FROM @expired), (SELECT COUNT(*) FROM @deleted);
+SELECT n.ID, N'NOREPORT', n.ChannelID FROM @noreport AS n
+UNION ALL
+SELECT e.ID, N'EXPIRED', e.ChannelID FROM @expired AS e;
