@@ -195,20 +195,37 @@ func (c *completer) flush(ctx context.Context) error {
 			events = append(events, Event{MessageID: id, Status: status, ChannelID: ch, Time: now})
 		}
 	}
+	// Each kind's events go out as soon as its statement committed, so
+	// that a later kind's failure does not hold them back, and a delivery
+	// report applied meanwhile rarely overtakes SENT.
+	flushEvents := func() {
+		if len(events) > 0 {
+			e.events.publish(events...)
+			events = events[:0]
+		}
+	}
 
 	if len(sent) > 0 {
-		var changed int
+		var marked store.SentResult
 		err := e.health.call(ctx, "MessageMarkSent", func(ctx context.Context) (err error) {
-			changed, err = e.store.MessageMarkSent(ctx, sent)
+			marked, err = c.markSent(ctx, sent)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		c.warnLost("sent", len(sent), changed)
+		c.warnLost("sent", len(sent), marked.Changed)
 		for _, p := range sent {
 			ev(p.ID, store.StatusSent)
 		}
+		if publish {
+			// Reports that came before the submit response settled
+			// these in the same transaction, after SENT.
+			for _, ch := range marked.Settled {
+				events = append(events, Event{MessageID: ch.ID, Status: ch.Status, ChannelID: ch.ChannelID, Time: now})
+			}
+		}
+		flushEvents()
 		c.forget(len(sent), 0, 0, sent, nil, nil)
 		res.Sent = len(sent)
 	}
@@ -225,6 +242,7 @@ func (c *completer) flush(ctx context.Context) error {
 		for _, p := range retry {
 			ev(p.ID, store.StatusQueued)
 		}
+		flushEvents()
 		c.forget(0, len(retry), 0, nil, retry, nil)
 		res.Retry = len(retry)
 	}
@@ -241,16 +259,25 @@ func (c *completer) flush(ctx context.Context) error {
 		for _, p := range failed {
 			ev(p.ID, store.StatusFailed)
 		}
+		flushEvents()
 		c.forget(0, 0, len(failed), nil, nil, failed)
 		res.Failed = len(failed)
-	}
-	if len(events) > 0 {
-		e.events.publish(events...)
 	}
 	c.room.fire()
 	c.flushed.signal(res)
 	e.log.Debug("send results written", "sent", res.Sent, "retry", res.Retry, "failed", res.Failed, "took", time.Since(began).Round(time.Microsecond).String())
 	return nil
+}
+
+// markSent writes sent results through store.SentSettler when the store
+// implements it, so that the messages early delivery reports settled are
+// published too; otherwise through MessageMarkSent.
+func (c *completer) markSent(ctx context.Context, sent []store.SentParams) (store.SentResult, error) {
+	if ss, ok := c.e.store.(store.SentSettler); ok {
+		return ss.MessageMarkSentSettled(ctx, sent)
+	}
+	n, err := c.e.store.MessageMarkSent(ctx, sent)
+	return store.SentResult{Changed: n}, err
 }
 
 // warnLost logs results the store skipped because their message was no

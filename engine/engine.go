@@ -396,12 +396,18 @@ func (e *Engine) Nudge() {
 }
 
 // Subscribe returns a channel of the transitions this node performs, and a
-// function that ends the subscription: SENDING (claimed), SENT, QUEUED (a
-// retry), FAILED and RECEIVED, each published after it was committed.
-// Routing, delivery reports and sweeps change rows in sets the store does
-// not name, so they are not published; read the rows for those. Events
-// are dropped, not queued, when the channel's buffer is full; buffer < 1
-// means 1. The channel is closed when the engine stops.
+// function that ends the subscription, each published after it was
+// committed: QUEUED, NOCHANNEL and EXPIRED (routing), SENDING (claimed),
+// SENT, QUEUED (a retry), FAILED, DELIVERED and NOTDELIVERED (delivery
+// reports, also those that came before the submit response), QUEUED (a
+// message rescued after its lease expired), NOREPORT and EXPIRED (the
+// leader's sweep) and RECEIVED. Each is published as soon as the
+// statement that made it committed, so a message's events arrive in the
+// order of its transitions (transitions made by one statement, such as
+// SENT and a DELIVERED from a report that came early, in that order).
+// With several nodes sharing the database, each publishes only what it
+// did. Events are dropped, not queued, when the channel's buffer is full;
+// buffer < 1 means 1. The channel is closed when the engine stops.
 func (e *Engine) Subscribe(buffer int) (<-chan Event, func()) {
 	return e.events.subscribe(buffer)
 }
@@ -447,6 +453,20 @@ func (h *eventHub) active() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.subs) > 0
+}
+
+// publishChanges publishes the transitions a store call returned, when
+// anyone listens.
+func (e *Engine) publishChanges(changes []store.Change) {
+	if len(changes) == 0 || !e.events.active() {
+		return
+	}
+	now := time.Now().UTC()
+	evs := make([]Event, len(changes))
+	for i, c := range changes {
+		evs[i] = Event{MessageID: c.ID, Status: c.Status, ChannelID: c.ChannelID, Time: now}
+	}
+	e.events.publish(evs...)
 }
 
 func (h *eventHub) publish(events ...Event) {

@@ -403,9 +403,9 @@ func (f *flakyStore) MessageReportApply(ctx context.Context, p []store.ReportPar
 	return f.Store.MessageReportApply(ctx, p)
 }
 
-func (f *flakyStore) MessageRescue(ctx context.Context, limit int) (int, error) {
+func (f *flakyStore) MessageRescue(ctx context.Context, limit int) ([]store.Change, error) {
 	if err := f.fail(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	return f.Store.MessageRescue(ctx, limit)
 }

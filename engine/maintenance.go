@@ -180,6 +180,7 @@ func (r *router) run(ctx context.Context) {
 			continue
 		}
 		bo.reset()
+		e.publishChanges(res.Changes)
 		n := res.Queued + res.NoChannel + res.Expired
 		if n > 0 {
 			r.routed.signal(res)
@@ -222,16 +223,17 @@ func (r *rescuer) run(ctx context.Context) {
 	bo := e.dbBackoff()
 	for {
 		wait := r.interval()
-		var n int
+		var rescued []store.Change
 		err := e.health.call(ctx, "MessageRescue", func(ctx context.Context) (err error) {
-			n, err = e.store.MessageRescue(ctx, rescueBatch)
+			rescued, err = e.store.MessageRescue(ctx, rescueBatch)
 			return err
 		})
 		if err != nil {
 			wait = min(bo.next(), wait)
 		} else {
 			bo.reset()
-			if n > 0 {
+			e.publishChanges(rescued)
+			if n := len(rescued); n > 0 {
 				e.log.Warn("rescued messages whose lease expired; they are sent again and may arrive twice", "messages", n)
 				r.rescued.signal(n)
 				e.producerWake.fire()
@@ -282,6 +284,7 @@ func (s *sweeper) run(ctx context.Context) {
 				})
 				return err
 			})
+			e.publishChanges(res.Changes) // none when the sweep failed
 			if err == nil {
 				err = e.health.call(ctx, "NodeDeleteStale", func(ctx context.Context) error {
 					n, err := e.store.NodeDeleteStale(ctx, 6*e.cfg.HeartbeatInterval)

@@ -103,6 +103,7 @@ func (b *reportBatcher) run(ctx context.Context) {
 		if err != nil {
 			err = fmt.Errorf("engine: delivery reports not stored: %w", err)
 		} else {
+			e.publishChanges(res.Settled)
 			b.applied.signal(res)
 		}
 		for _, r := range batch {
