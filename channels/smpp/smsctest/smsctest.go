@@ -349,14 +349,22 @@ func (ss *session) write(p *pdu.PDU) error {
 	return ss.writeRaw(b)
 }
 
+// writeRaw writes b. A failed write closes the connection, as an SMSC
+// does: the buffered writer keeps its error, so the session could never
+// write again and would only look alive.
 func (ss *session) writeRaw(b []byte) error {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
 	ss.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := ss.w.Write(b); err != nil {
-		return err
+	_, err := ss.w.Write(b)
+	if err == nil {
+		err = ss.w.Flush()
 	}
-	return ss.w.Flush()
+	if err != nil {
+		ss.srv.logf("session %d: write: %v: closing the connection", ss.id, err)
+		ss.conn.Close()
+	}
+	return err
 }
 
 func (ss *session) serve() {
