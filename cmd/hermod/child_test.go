@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hermod-sms/hermod/channels/simulator"
+	"github.com/hermod-sms/hermod/engine"
 	"github.com/hermod-sms/hermod/store"
 	"github.com/hermod-sms/hermod/store/open"
 	"github.com/hermod-sms/hermod/store/postgres"
@@ -131,4 +133,57 @@ func testRunChannelInChildProcess(t *testing.T, e *testEnv, dbURL, schema string
 	for _, pid := range []int{first, second} {
 		require.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "child %d still runs after hermod run stopped", pid)
 	}
+}
+
+// TestChildStopsAtEndOfInput: a child process stops when its parent closes
+// its standard input (Windows has no SIGTERM; a dead parent closes it too).
+func TestChildStopsAtEndOfInput(t *testing.T) {
+	t.Parallel()
+	r, w := io.Pipe()
+	ctx, cancel := untilEndOfInput(context.Background(), r)
+	defer cancel()
+	_, err := w.Write([]byte("anything the parent writes is ignored\n"))
+	require.NoError(t, err)
+	require.NoError(t, ctx.Err())
+	require.NoError(t, w.Close())
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the context did not end at end of input")
+	}
+	require.ErrorContains(t, context.Cause(ctx), "standard input closed")
+}
+
+// TestChildCommand: the child's command line names only the channel; the
+// database URL (with its password) and the rest travel in the environment.
+func TestChildCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "hermod.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte("log:\n  level: debug\n"), 0o600))
+	env := map[string]string{"HERMOD_DB": "postgres://u:s3cret@db/sms", "HERMOD_POSTGRES_SCHEMA": "sms", "HERMOD_CONFIG": "hermod.yaml"}
+	a := newApp(io.Discard, io.Discard, func(k string) string { return env[k] }, dir)
+	require.NoError(t, a.load())
+	cmd, err := a.childCommand(engine.ChildProcess{Channel: "modem1", Node: "gw1/modem1/ab12", ParentNode: "gw1"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"channel", "run", "modem1"}, cmd.Args[1:])
+	require.NotContains(t, strings.Join(cmd.Args, " "), "s3cret")
+	last := map[string]string{}
+	for _, kv := range cmd.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		last[k] = v
+	}
+	require.Equal(t, "postgres://u:s3cret@db/sms", last["HERMOD_DB"])
+	require.Equal(t, "sms", last["HERMOD_POSTGRES_SCHEMA"])
+	require.Equal(t, "gw1/modem1/ab12", last["HERMOD_NODE"])
+	require.Equal(t, "gw1", last[parentNodeEnv])
+	require.Equal(t, cfgPath, last["HERMOD_CONFIG"])
+	require.Equal(t, "debug", last["HERMOD_LOG_LEVEL"])
+	require.Equal(t, "json", last["HERMOD_LOG_FORMAT"])
+	require.Equal(t, "true", last["HERMOD_NO_MIGRATE"])
+
+	// A relative SQLite path is made absolute.
+	a = newApp(io.Discard, io.Discard, func(k string) string { return map[string]string{"HERMOD_DB": "sqlite://data/h.db"}[k] }, dir)
+	require.NoError(t, a.load())
+	require.Equal(t, "sqlite://"+filepath.ToSlash(filepath.Join(dir, "data", "h.db")), a.childDB())
 }
