@@ -11,7 +11,10 @@
 //     channel, or to NOCHANNEL or EXPIRED (Store.MessageRoute);
 //   - supervisor: reads the Channels table, starts the enabled channels this
 //     node may run, restarts one that fails with backoff, stops removed or
-//     disabled ones, and publishes their state (Store.ChannelSetStatus);
+//     disabled ones, and publishes their state (Store.ChannelSetStatus); a
+//     channel whose settings say "process": "child" runs in a child process
+//     built by Config.ChildCommand, which it watches, restarts and stops
+//     the same way;
 //   - producer (per running channel): workers that claim QUEUED messages
 //     under a lease (Store.MessageClaim) and call Channel.Send outside any
 //     transaction;
