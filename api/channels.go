@@ -9,6 +9,7 @@ import (
 
 	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/channels"
+	"github.com/hermod-sms/hermod/engine"
 	"github.com/hermod-sms/hermod/store"
 )
 
@@ -72,7 +73,14 @@ func (s *Server) checkChannel(fe *fieldErrors, name, typ string, settings []byte
 			return
 		}
 	}
-	if _, err := channels.New(typ, channels.Config{Name: name, Settings: settings, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	// The engine's own key ("process": inline or child) is not the channel
+	// type's: check it, then hand the rest to the type's constructor.
+	_, typeSettings, err := engine.SplitChannelSettings(string(settings))
+	if err != nil {
+		fe.add("Settings", "%v", err)
+		return
+	}
+	if _, err := channels.New(typ, channels.Config{Name: name, Settings: typeSettings, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		if errors.Is(err, channels.ErrUnknownType) {
 			fe.add("Type", "%q is not a channel type: use one of %s", typ, strings.Join(channels.Types(), ", "))
 			return

@@ -29,6 +29,7 @@ func TestChannels(t *testing.T) {
 		{`{"Name":"x","Type":"nosuchtype"}`, "Type"},
 		{`{"Name":"x","Type":"apitest","Settings":{"Greting":"typo"}}`, "Settings"},
 		{`{"Name":"x","Type":"apitest","Settings":[1]}`, "Settings"},
+		{`{"Name":"x","Type":"apitest","Settings":{"process":"fork"}}`, "Settings"},
 	} {
 		code, body, _ = b.do(t, "POST", "/api/v1/channels", b.admin, tc.body)
 		require.Equal(t, 400, code, "%s", body)
@@ -36,6 +37,12 @@ func TestChannels(t *testing.T) {
 	}
 	code, _, _ = b.do(t, "POST", "/api/v1/channels", b.admin, `{"Name":"sim","Type":"apitest"}`)
 	require.Equal(t, 409, code)
+
+	// The engine's own key (where the channel runs) is accepted beside the
+	// type's settings and kept.
+	code, body, _ = b.do(t, "POST", "/api/v1/channels", b.admin, `{"Name":"kid","Type":"apitest","Settings":{"Greeting":"hi","process":"child"}}`)
+	require.Equal(t, 201, code, "%s", body)
+	require.JSONEq(t, `{"Greeting":"hi","process":"child"}`, string(decode[client.Channel](t, body).Settings))
 
 	code, body, _ = b.do(t, "POST", "/api/v1/channels/sim/stop", b.admin, nil)
 	require.Equal(t, 200, code, "%s", body)
@@ -57,7 +64,7 @@ func TestChannels(t *testing.T) {
 
 	code, body, _ = b.do(t, "GET", "/api/v1/channels", b.reader, nil)
 	require.Equal(t, 200, code)
-	require.Len(t, decode[client.ChannelList](t, body).Channels, 1)
+	require.Len(t, decode[client.ChannelList](t, body).Channels, 2)
 
 	code, _, _ = b.do(t, "DELETE", "/api/v1/channels/sim", b.admin, nil)
 	require.Equal(t, 204, code)
