@@ -1,10 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/hermod-sms/hermod/api/client"
@@ -25,6 +28,82 @@ func toClientChannel(c *store.Channel) client.Channel {
 	return out
 }
 
+// maskedSecret replaces a secret setting's value for callers without the
+// admin scope.
+const maskedSecret = "xxxxx"
+
+// secretSetting matches the names of settings that hold a secret (an SMPP
+// bind password, an HTTP gateway's API key or token).
+var secretSetting = regexp.MustCompile(`(?i)pass|secret|token|apikey|api_key|credential`)
+
+// channelView is c as the caller of r may see it: a key without the admin
+// scope (which alone can change channels) gets the values of secret
+// settings masked, so that a read key handed to a dashboard does not
+// carry the SMSC's password.
+func channelView(r *http.Request, c *store.Channel) client.Channel {
+	out := toClientChannel(c)
+	if p, _ := r.Context().Value(principalKey{}).(*principal); p != nil && slices.Contains(p.scopes, ScopeAdmin) {
+		return out
+	}
+	out.Settings = maskSecrets(out.Settings)
+	return out
+}
+
+// maskSecrets returns settings with the values of keys that name a secret
+// replaced by maskedSecret, in nested objects too. Settings that are not
+// valid JSON are dropped rather than risk showing a secret.
+func maskSecrets(settings client.RawJSON) client.RawJSON {
+	if len(settings) == 0 {
+		return settings
+	}
+	out, ok := maskValue(json.RawMessage(settings))
+	if !ok {
+		return nil
+	}
+	return client.RawJSON(out)
+}
+
+// maskValue masks the secrets in one JSON value; it reports false when v
+// is not valid JSON.
+func maskValue(v json.RawMessage) (json.RawMessage, bool) {
+	switch t := bytes.TrimSpace(v); {
+	case len(t) > 0 && t[0] == '{':
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(t, &m); err != nil {
+			return nil, false
+		}
+		for k, e := range m {
+			if secretSetting.MatchString(k) && string(e) != `""` && string(e) != "null" {
+				m[k] = json.RawMessage(`"` + maskedSecret + `"`)
+				continue
+			}
+			masked, ok := maskValue(e)
+			if !ok {
+				return nil, false
+			}
+			m[k] = masked
+		}
+		out, err := json.Marshal(m)
+		return out, err == nil
+	case len(t) > 0 && t[0] == '[':
+		var a []json.RawMessage
+		if err := json.Unmarshal(t, &a); err != nil {
+			return nil, false
+		}
+		for i, e := range a {
+			masked, ok := maskValue(e)
+			if !ok {
+				return nil, false
+			}
+			a[i] = masked
+		}
+		out, err := json.Marshal(a)
+		return out, err == nil
+	default:
+		return v, json.Valid(t)
+	}
+}
+
 func (s *Server) handleChannelList(w http.ResponseWriter, r *http.Request) *problem {
 	list, err := s.store.ChannelList(r.Context())
 	if err != nil {
@@ -32,7 +111,7 @@ func (s *Server) handleChannelList(w http.ResponseWriter, r *http.Request) *prob
 	}
 	out := client.ChannelList{Channels: make([]client.Channel, 0, len(list))}
 	for _, c := range list {
-		out.Channels = append(out.Channels, toClientChannel(c))
+		out.Channels = append(out.Channels, channelView(r, c))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -55,7 +134,7 @@ func (s *Server) handleChannelGet(w http.ResponseWriter, r *http.Request) *probl
 	if p != nil {
 		return p
 	}
-	writeJSON(w, http.StatusOK, toClientChannel(c))
+	writeJSON(w, http.StatusOK, channelView(r, c))
 	return nil
 }
 

@@ -66,6 +66,20 @@ func TestChannels(t *testing.T) {
 	require.Equal(t, 200, code)
 	require.Len(t, decode[client.ChannelList](t, body).Channels, 2)
 
+	// A read key sees a channel's secrets masked; the admin key sees them.
+	code, body, _ = b.do(t, "PATCH", "/api/v1/channels/sim", b.admin, `{"Settings":{"Greeting":"hi","Password":"s3cret"}}`)
+	require.Equal(t, 200, code, "%s", body)
+	code, body, _ = b.do(t, "GET", "/api/v1/channels/sim", b.reader, nil)
+	require.Equal(t, 200, code, "%s", body)
+	require.NotContains(t, string(body), "s3cret")
+	require.JSONEq(t, `{"Greeting":"hi","Password":"xxxxx"}`, string(decode[client.Channel](t, body).Settings))
+	code, body, _ = b.do(t, "GET", "/api/v1/channels", b.reader, nil)
+	require.Equal(t, 200, code, "%s", body)
+	require.NotContains(t, string(body), "s3cret")
+	code, body, _ = b.do(t, "GET", "/api/v1/channels/sim", b.admin, nil)
+	require.Equal(t, 200, code, "%s", body)
+	require.JSONEq(t, `{"Greeting":"hi","Password":"s3cret"}`, string(decode[client.Channel](t, body).Settings))
+
 	code, _, _ = b.do(t, "DELETE", "/api/v1/channels/sim", b.admin, nil)
 	require.Equal(t, 204, code)
 	code, _, _ = b.do(t, "GET", "/api/v1/channels/sim", b.reader, nil)
@@ -156,4 +170,17 @@ func TestAdaptEvents(t *testing.T) {
 	require.True(t, stopped)
 	for range ch {
 	}
+}
+
+func TestMaskSecrets(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{`{"host":"h","password":"p","systemId":"s"}`, `{"host":"h","password":"xxxxx","systemId":"s"}`},
+		{`{"password":""}`, `{"password":""}`},
+		{`{"tls":{"clientSecret":"c"},"list":[{"apiKey":1}]}`, `{"tls":{"clientSecret":"xxxxx"},"list":[{"apiKey":"xxxxx"}]}`},
+		{`{"process":"child","n":1.50}`, `{"process":"child","n":1.50}`},
+	} {
+		require.JSONEq(t, tc.want, string(maskSecrets(client.RawJSON(tc.in))), tc.in)
+	}
+	require.Nil(t, maskSecrets(client.RawJSON(`{"password":`)))
 }

@@ -26,7 +26,8 @@ import (
 )
 
 // testChannelType is a channel type registered for these tests: its
-// settings accept one optional field, so that a wrong setting is an error.
+// settings accept two optional fields (one a secret), so that a wrong
+// setting is an error.
 const testChannelType = "apitest"
 
 type testChannel struct{}
@@ -39,7 +40,7 @@ func (testChannel) Stop(context.Context) error { return nil }
 
 func init() {
 	channels.Register(testChannelType, func(cfg channels.Config) (channels.Channel, error) {
-		var s struct{ Greeting string }
+		var s struct{ Greeting, Password string }
 		if err := channels.DecodeSettings(cfg.Settings, &s); err != nil {
 			return nil, err
 		}
