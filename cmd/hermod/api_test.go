@@ -436,8 +436,8 @@ func TestConfigDocumented(t *testing.T) {
 }
 
 // TestRunStreamsEngineEvents: GET /api/v1/events carries the engine's
-// state changes (SENDING and SENT are published by the engine, not the
-// API; the engine does not publish delivery reports, see Engine.Subscribe).
+// state changes, published by the engine, not the API: a message's SENT and
+// then its DELIVERED (from the delivery report).
 func TestRunStreamsEngineEvents(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
@@ -450,7 +450,7 @@ func TestRunStreamsEngineEvents(t *testing.T) {
 	got := make(chan client.Event, 16)
 	go func() {
 		defer close(got)
-		for ev, err := range c.Events(ctx, store.StatusSending, store.StatusSent) {
+		for ev, err := range c.Events(ctx, store.StatusSent, store.StatusDelivered) {
 			if err != nil {
 				return
 			}
@@ -460,14 +460,22 @@ func TestRunStreamsEngineEvents(t *testing.T) {
 	// The stream is open once the server holds the subscription; send
 	// until an event for one of the messages arrives.
 	ids := map[int64]bool{}
+	sent := map[int64]bool{}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case ev, ok := <-got:
 			require.True(t, ok, "the event stream ended; server log: %s", srv.errOut.String())
-			if ids[ev.MessageID] && ev.Status == store.StatusSent {
-				require.Equal(t, int64(1), ev.ChannelID, "the simulator sent it")
+			if !ids[ev.MessageID] {
+				continue
+			}
+			require.Equal(t, int64(1), ev.ChannelID, "the simulator sent it")
+			switch ev.Status {
+			case store.StatusSent:
+				sent[ev.MessageID] = true
+			case store.StatusDelivered:
+				require.True(t, sent[ev.MessageID], "DELIVERED before SENT for message %d", ev.MessageID)
 				return
 			}
 		case <-tick.C:
@@ -475,7 +483,7 @@ func TestRunStreamsEngineEvents(t *testing.T) {
 			require.NoError(t, err)
 			ids[res.ID] = true
 		case <-ctx.Done():
-			t.Fatalf("no SENT event for the %d messages sent; server log: %s", len(ids), srv.errOut.String())
+			t.Fatalf("no SENT and DELIVERED events for the %d messages sent; server log: %s", len(ids), srv.errOut.String())
 		}
 	}
 }
