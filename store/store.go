@@ -119,6 +119,13 @@ type Message struct {
 	CustomField1          string
 	CustomField2          string
 	Trace                 string
+	// StatusCallback is the URL the application asked to be called on
+	// status changes (Kannel's dlr-url); "" when none.
+	StatusCallback string
+	// StatusCallbackMask holds Kannel's dlr-mask bits selecting the statuses
+	// that call StatusCallback (1 DELIVERED, 2 NOTDELIVERED, 8 SENT, 16
+	// FAILED or EXPIRED); 0 (NULL in the database) means every final status.
+	StatusCallbackMask int
 }
 
 // Part is one row of MessageParts: one segment of a (long) outgoing message.
@@ -151,6 +158,11 @@ type NewMessage struct {
 	ClientReference  string
 	CustomField1     string
 	CustomField2     string
+	// StatusCallback is a URL to call on status changes ("" none); see
+	// Message.StatusCallback.
+	StatusCallback string
+	// StatusCallbackMask is Kannel's dlr-mask (0: NULL, every final status).
+	StatusCallbackMask int
 }
 
 // InsertResult tells what MessageInsert did with one NewMessage.

@@ -24,7 +24,8 @@ const messageColumns = `m.ID, m.Direction, m.Status, m.TriggerStatus, COALESCE(m
 	m.SentTime, m.DeliveredTime, m.ReceivedTime, m.LastUpdate,
 	COALESCE(m.ErrorCode, ''), COALESCE(m.StatusDetails, ''), COALESCE(m.BatchID, ''),
 	COALESCE(m.CampaignID, ''), COALESCE(m.ClientReference, ''),
-	COALESCE(m.CustomField1, ''), COALESCE(m.CustomField2, ''), m.Trace`
+	COALESCE(m.CustomField1, ''), COALESCE(m.CustomField2, ''), m.Trace,
+	COALESCE(m.StatusCallback, ''), COALESCE(m.StatusCallbackMask, 0)`
 
 // scanMessage reads one row selected with messageColumns.
 func scanMessage(row pgx.Row) (*store.Message, error) {
@@ -42,7 +43,8 @@ func scanMessage(row pgx.Row) (*store.Message, error) {
 		&sent, &delivered, &received, &lastUpdate,
 		&m.ErrorCode, &m.StatusDetails, &m.BatchID,
 		&m.CampaignID, &m.ClientReference,
-		&m.CustomField1, &m.CustomField2, &m.Trace)
+		&m.CustomField1, &m.CustomField2, &m.Trace,
+		&m.StatusCallback, &m.StatusCallbackMask)
 	if err != nil {
 		return nil, err
 	}
@@ -84,17 +86,17 @@ WITH input AS MATERIALIZED (
 	SELECT nextval('Messages_ID_seq') AS NewID, t.*
 	FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::int[], $7::int[],
 	            $8::int[], $9::timestamp[], $10::timestamp[], $11::bool[], $12::text[], $13::text[],
-	            $14::text[], $15::text[], $16::text[])
+	            $14::text[], $15::text[], $16::text[], $17::text[], $18::int[])
 	     WITH ORDINALITY AS t(ToAddress, FromAddress, FromTON, FromNPI, Body, DataCoding, ChannelID,
 	            Priority, ScheduledTime, ValidUntil, RequestDeliveryReport, BatchID, CampaignID,
-	            ClientReference, CustomField1, CustomField2, Ord)
+	            ClientReference, CustomField1, CustomField2, StatusCallback, StatusCallbackMask, Ord)
 ), ins AS (
 	INSERT INTO Messages (ID, ToAddress, FromAddress, FromTON, FromNPI, Body, DataCoding, ChannelID,
 	            Priority, ScheduledTime, ValidUntil, RequestDeliveryReport, BatchID, CampaignID,
-	            ClientReference, CustomField1, CustomField2)
+	            ClientReference, CustomField1, CustomField2, StatusCallback, StatusCallbackMask)
 	SELECT NewID, ToAddress, FromAddress, FromTON, FromNPI, Body, DataCoding, ChannelID,
 	       Priority, ScheduledTime, ValidUntil, RequestDeliveryReport, BatchID, CampaignID,
-	       ClientReference, CustomField1, CustomField2
+	       ClientReference, CustomField1, CustomField2, StatusCallback, StatusCallbackMask
 	FROM input ORDER BY Ord
 	ON CONFLICT DO NOTHING
 	RETURNING ID
@@ -116,6 +118,8 @@ func (s *Store) MessageInsert(ctx context.Context, msgs []store.NewMessage) ([]s
 		sched, valid                         = make([]pgtype.Timestamp, n), make([]pgtype.Timestamp, n)
 		report                               = make([]bool, n)
 		batch, campaign, clientRef, cf1, cf2 = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		callback                             = make([]*string, n)
+		callbackMask                         = make([]*int32, n)
 	)
 	for i, m := range msgs {
 		to[i], from[i], body[i] = m.ToAddress, nullString(m.FromAddress), m.Body
@@ -126,6 +130,11 @@ func (s *Store) MessageInsert(ctx context.Context, msgs []store.NewMessage) ([]s
 		report[i] = !m.NoDeliveryReport
 		batch[i], campaign[i], clientRef[i] = nullString(m.BatchID), nullString(m.CampaignID), nullString(m.ClientReference)
 		cf1[i], cf2[i] = nullString(m.CustomField1), nullString(m.CustomField2)
+		callback[i] = nullString(m.StatusCallback)
+		if m.StatusCallbackMask != 0 {
+			mask := int32(m.StatusCallbackMask)
+			callbackMask[i] = &mask
+		}
 	}
 
 	results := make([]store.InsertResult, n)
@@ -134,7 +143,7 @@ func (s *Store) MessageInsert(ctx context.Context, msgs []store.NewMessage) ([]s
 	// that it sees rows that racing transactions committed meanwhile.
 	err := func() error {
 		rows, err := s.pool.Query(ctx, insertMessagesSQL, to, from, ton, npi, body, dc, channel,
-			prio, sched, valid, report, batch, campaign, clientRef, cf1, cf2)
+			prio, sched, valid, report, batch, campaign, clientRef, cf1, cf2, callback, callbackMask)
 		if err != nil {
 			return err
 		}

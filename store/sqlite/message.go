@@ -16,7 +16,7 @@ const messageColumns = `ID, Direction, Status, TriggerStatus, ChannelID, ToAddre
 	FromTON, FromNPI, Body, DataCoding, Priority, RequestDeliveryReport, ScheduledTime, ValidUntil,
 	Reference, TotalParts, Attempts, NextAttemptTime, LeaseOwner, LeaseExpires, CreatedTime,
 	SentTime, DeliveredTime, ReceivedTime, LastUpdate, ErrorCode, StatusDetails, BatchID,
-	CampaignID, ClientReference, CustomField1, CustomField2, Trace`
+	CampaignID, ClientReference, CustomField1, CustomField2, Trace, StatusCallback, StatusCallbackMask`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -30,12 +30,14 @@ func scanMessage(r rowScanner) (*store.Message, error) {
 		scheduled, validUntil, nextAttempt, leaseExpires, created sql.NullString
 		sent, delivered, received, lastUpdate                     sql.NullString
 		requestReport                                             int64
+		callback                                                  sql.NullString
+		callbackMask                                              sql.NullInt64
 	)
 	err := r.Scan(&m.ID, &m.Direction, &m.Status, &m.TriggerStatus, &channelID, &m.ToAddress, &fromAddress,
 		&fromTON, &fromNPI, &m.Body, &dataCoding, &m.Priority, &requestReport, &scheduled, &validUntil,
 		&reference, &m.TotalParts, &m.Attempts, &nextAttempt, &leaseOwner, &leaseExpires, &created,
 		&sent, &delivered, &received, &lastUpdate, &errorCode, &details, &batchID,
-		&campaignID, &clientRef, &custom1, &custom2, &m.Trace)
+		&campaignID, &clientRef, &custom1, &custom2, &m.Trace, &callback, &callbackMask)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +65,8 @@ func scanMessage(r rowScanner) (*store.Message, error) {
 	m.ClientReference = clientRef.String
 	m.CustomField1 = custom1.String
 	m.CustomField2 = custom2.String
+	m.StatusCallback = callback.String
+	m.StatusCallbackMask = int(callbackMask.Int64)
 	return &m, nil
 }
 
@@ -105,8 +109,8 @@ func validateNew(i int, m *store.NewMessage) error {
 
 const insertMessageSQL = `INSERT INTO Messages (ToAddress, FromAddress, FromTON, FromNPI, Body, DataCoding,
 	ChannelID, Priority, ScheduledTime, ValidUntil, RequestDeliveryReport, BatchID, CampaignID,
-	ClientReference, CustomField1, CustomField2, CreatedTime, LastUpdate, Trace)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?17, ?17, ?17 || ' SCHEDULED created' || char(10))
+	ClientReference, CustomField1, CustomField2, StatusCallback, StatusCallbackMask, CreatedTime, LastUpdate, Trace)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?17, ?17, ?17 || ' SCHEDULED created' || char(10))
 ON CONFLICT (ClientReference) WHERE ClientReference IS NOT NULL DO NOTHING
 RETURNING ID`
 
@@ -150,7 +154,8 @@ func (s *Store) MessageInsert(ctx context.Context, msgs []store.NewMessage) ([]s
 			err := ins.QueryRowContext(ctx, m.ToAddress, strArg(m.FromAddress), fromTON, fromNPI, m.Body, dataCoding,
 				intArg(m.ChannelID), m.Priority, timeArg(m.ScheduledTime), timeArg(m.ValidUntil), report,
 				strArg(m.BatchID), strArg(m.CampaignID), strArg(m.ClientReference),
-				strArg(m.CustomField1), strArg(m.CustomField2), now).Scan(&results[i].ID)
+				strArg(m.CustomField1), strArg(m.CustomField2), now,
+				strArg(m.StatusCallback), intArg(int64(m.StatusCallbackMask))).Scan(&results[i].ID)
 			if errors.Is(err, sql.ErrNoRows) {
 				// The ClientReference is taken: return the message that has it.
 				if existing == nil {

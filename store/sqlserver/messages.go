@@ -17,7 +17,7 @@ const messageColumns = `m.ID, m.Direction, m.Status, m.TriggerStatus, m.ChannelI
 	m.ScheduledTime, m.ValidUntil, m.Reference, m.TotalParts, m.Attempts, m.NextAttemptTime,
 	m.LeaseOwner, m.LeaseExpires, m.CreatedTime, m.SentTime, m.DeliveredTime, m.ReceivedTime,
 	m.LastUpdate, m.ErrorCode, m.StatusDetails, m.BatchID, m.CampaignID, m.ClientReference,
-	m.CustomField1, m.CustomField2, m.Trace`
+	m.CustomField1, m.CustomField2, m.Trace, m.StatusCallback, m.StatusCallbackMask`
 
 // scanMessage reads one row of messageColumns.
 func scanMessage(row interface{ Scan(...any) error }) (*store.Message, error) {
@@ -28,13 +28,15 @@ func scanMessage(row interface{ Scan(...any) error }) (*store.Message, error) {
 		batchID, campaignID, clientRef, custom1, custom2 sql.NullString
 		scheduled, validUntil, nextAttempt, leaseExpires sql.NullTime
 		created, sent, delivered, received, lastUpdate   sql.NullTime
+		callback                                         sql.NullString
+		callbackMask                                     sql.NullInt64
 	)
 	err := row.Scan(&m.ID, &m.Direction, &m.Status, &m.TriggerStatus, &channelID, &m.ToAddress,
 		&from, &fromTON, &fromNPI, &m.Body, &dataCoding, &m.Priority, &m.RequestDeliveryReport,
 		&scheduled, &validUntil, &ref, &m.TotalParts, &m.Attempts, &nextAttempt,
 		&leaseOwner, &leaseExpires, &created, &sent, &delivered, &received,
 		&lastUpdate, &errorCode, &details, &batchID, &campaignID, &clientRef,
-		&custom1, &custom2, &m.Trace)
+		&custom1, &custom2, &m.Trace, &callback, &callbackMask)
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +50,7 @@ func scanMessage(row interface{ Scan(...any) error }) (*store.Message, error) {
 	m.ErrorCode, m.StatusDetails = errorCode.String, details.String
 	m.BatchID, m.CampaignID, m.ClientReference = batchID.String, campaignID.String, clientRef.String
 	m.CustomField1, m.CustomField2 = custom1.String, custom2.String
+	m.StatusCallback, m.StatusCallbackMask = callback.String, int(callbackMask.Int64)
 	return &m, nil
 }
 
@@ -108,6 +111,8 @@ var insertColumns = []struct{ name, typ string }{
 	{"ClientReference", "NVARCHAR(100)"},
 	{"CustomField1", "NVARCHAR(1000)"},
 	{"CustomField2", "NVARCHAR(1000)"},
+	{"StatusCallback", "NVARCHAR(1000)"},
+	{"StatusCallbackMask", "INT"},
 }
 
 func insertValues(m *store.NewMessage) []any {
@@ -116,7 +121,16 @@ func insertValues(m *store.NewMessage) []any {
 		intPtr(m.DataCoding), chanArg(m.ChannelID), int64(m.Priority), dt(m.ScheduledTime),
 		dt(m.ValidUntil), !m.NoDeliveryReport, nstr(m.BatchID), nstr(m.CampaignID),
 		nstr(m.ClientReference), nstr(m.CustomField1), nstr(m.CustomField2),
+		nstr(m.StatusCallback), maskArg(m.StatusCallbackMask),
 	}
+}
+
+// maskArg passes a StatusCallbackMask as INT, NULL when 0.
+func maskArg(v int) any {
+	if v == 0 {
+		return nil
+	}
+	return int32(v)
 }
 
 // buildInsert builds the batch that inserts msgs. It stages the rows in a

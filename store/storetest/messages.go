@@ -75,6 +75,34 @@ func (r *runner) testMessageInsert(t *testing.T) {
 		TraceStatuses(t, m.Trace) // well formed, possibly empty
 	})
 
+	t.Run("StatusCallback", func(t *testing.T) {
+		b := r.setup(t)
+		url := "https://app.example/dlr?id=%I&status=%d&to=%p"
+		res, err := b.s.MessageInsert(b.ctx, []store.NewMessage{
+			{ToAddress: "+31612345678", Body: "with mask", StatusCallback: url, StatusCallbackMask: 1 | 2 | 16},
+			{ToAddress: "+31612345679", Body: "every final status", StatusCallback: url},
+			{ToAddress: "+31612345670", Body: "none"},
+		})
+		require.NoError(t, err)
+		require.Len(t, res, 3)
+
+		m := Get(t, b.s, res[0].ID)
+		require.Equal(t, url, m.StatusCallback)
+		require.Equal(t, 19, m.StatusCallbackMask)
+		m = Get(t, b.s, res[1].ID)
+		require.Equal(t, url, m.StatusCallback)
+		require.Zero(t, m.StatusCallbackMask)
+		m = Get(t, b.s, res[2].ID)
+		require.Empty(t, m.StatusCallback)
+		require.Zero(t, m.StatusCallbackMask)
+
+		list, err := b.s.MessageList(b.ctx, store.MessageFilter{Ascending: true})
+		require.NoError(t, err)
+		require.Len(t, list, 3)
+		require.Equal(t, url, list[0].StatusCallback)
+		require.Equal(t, 19, list[0].StatusCallbackMask)
+	})
+
 	t.Run("EveryField", func(t *testing.T) {
 		b := r.setup(t)
 		ch := CreateChannel(t, b.s, "every")

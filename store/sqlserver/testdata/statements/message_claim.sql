@@ -26,6 +26,6 @@ SELECT m.ID, m.Direction, m.Status, m.TriggerStatus, m.ChannelID, m.ToAddress,
 	m.ScheduledTime, m.ValidUntil, m.Reference, m.TotalParts, m.Attempts, m.NextAttemptTime,
 	m.LeaseOwner, m.LeaseExpires, m.CreatedTime, m.SentTime, m.DeliveredTime, m.ReceivedTime,
 	m.LastUpdate, m.ErrorCode, m.StatusDetails, m.BatchID, m.CampaignID, m.ClientReference,
-	m.CustomField1, m.CustomField2, m.Trace
+	m.CustomField1, m.CustomField2, m.Trace, m.StatusCallback, m.StatusCallbackMask
 FROM hermod.Messages AS m JOIN @claimed AS c ON c.ID = m.ID
 ORDER BY m.Priority DESC, m.ID;

@@ -7,4 +7,4 @@ SELECT m.ID, m.Direction, m.Status, m.TriggerStatus, m.ChannelID, m.ToAddress,
 	m.ScheduledTime, m.ValidUntil, m.Reference, m.TotalParts, m.Attempts, m.NextAttemptTime,
 	m.LeaseOwner, m.LeaseExpires, m.CreatedTime, m.SentTime, m.DeliveredTime, m.ReceivedTime,
 	m.LastUpdate, m.ErrorCode, m.StatusDetails, m.BatchID, m.CampaignID, m.ClientReference,
-	m.CustomField1, m.CustomField2, m.Trace FROM hermod.Messages AS m WHERE m.ID = @p1;
+	m.CustomField1, m.CustomField2, m.Trace, m.StatusCallback, m.StatusCallbackMask FROM hermod.Messages AS m WHERE m.ID = @p1;

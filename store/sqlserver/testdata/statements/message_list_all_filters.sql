@@ -7,7 +7,7 @@ SELECT TOP (@p11) m.ID, m.Direction, m.Status, m.TriggerStatus, m.ChannelID, m.T
 	m.ScheduledTime, m.ValidUntil, m.Reference, m.TotalParts, m.Attempts, m.NextAttemptTime,
 	m.LeaseOwner, m.LeaseExpires, m.CreatedTime, m.SentTime, m.DeliveredTime, m.ReceivedTime,
 	m.LastUpdate, m.ErrorCode, m.StatusDetails, m.BatchID, m.CampaignID, m.ClientReference,
-	m.CustomField1, m.CustomField2, m.Trace
+	m.CustomField1, m.CustomField2, m.Trace, m.StatusCallback, m.StatusCallbackMask
 FROM hermod.Messages AS m
 WHERE m.Status IN (@p1, @p2)
   AND m.Direction = @p3

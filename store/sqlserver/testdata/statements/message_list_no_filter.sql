@@ -7,6 +7,6 @@ SELECT TOP (@p1) m.ID, m.Direction, m.Status, m.TriggerStatus, m.ChannelID, m.To
 	m.ScheduledTime, m.ValidUntil, m.Reference, m.TotalParts, m.Attempts, m.NextAttemptTime,
 	m.LeaseOwner, m.LeaseExpires, m.CreatedTime, m.SentTime, m.DeliveredTime, m.ReceivedTime,
 	m.LastUpdate, m.ErrorCode, m.StatusDetails, m.BatchID, m.CampaignID, m.ClientReference,
-	m.CustomField1, m.CustomField2, m.Trace
+	m.CustomField1, m.CustomField2, m.Trace, m.StatusCallback, m.StatusCallbackMask
 FROM hermod.Messages AS m
 ORDER BY m.ID DESC;
