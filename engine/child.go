@@ -96,16 +96,12 @@ const childOutputLine = 64 << 10
 // built by Config.ChildCommand, copies its output into the engine's log,
 // restarts it with backoff when it exits, and terminates it on Stop.
 type childRunner struct {
-	s   *supervisor
-	e   *Engine
-	cfg store.Channel // the row it was started from
-	log *slog.Logger
+	channelBase
 
 	mu      sync.Mutex
 	proc    *childProc // the running child; nil between starts
 	stopped bool       // Stop was called: start nothing more
 	warned  bool       // the SQLite warning was logged
-	loop
 }
 
 // childProc is one started child process.
@@ -125,26 +121,11 @@ type childProc struct {
 }
 
 func newChildRunner(s *supervisor, c *store.Channel) *childRunner {
-	return &childRunner{s: s, e: s.e, cfg: *c, log: s.e.log.With("channel", c.Name)}
-}
-
-func (r *childRunner) name() string { return r.cfg.Name }
-
-// sameConfig reports whether c would run the same way as the runner's row.
-func (r *childRunner) sameConfig(c *store.Channel) bool {
-	return c.Name == r.cfg.Name && c.Type == r.cfg.Type && c.Settings == r.cfg.Settings && c.Node == r.cfg.Node
+	return &childRunner{channelBase: newChannelBase(s, c)}
 }
 
 func (r *childRunner) Start(ctx context.Context) error {
-	r.s.runnerWG.Add(1)
-	err := r.loop.start(ctx, "channel "+r.cfg.Name+" (child process)", func(ctx context.Context) {
-		defer r.s.runnerWG.Done()
-		r.run(ctx)
-	})
-	if err != nil {
-		r.s.runnerWG.Done()
-	}
-	return err
+	return r.startLoop(ctx, "channel "+r.cfg.Name+" (child process)", r.run)
 }
 
 // Stop asks the child to stop (its standard input closes; on Unix it also
@@ -161,16 +142,7 @@ func (r *childRunner) Stop(ctx context.Context) {
 	if p != nil {
 		r.terminate(ctx, p)
 	}
-	r.setStatus(channelStopped, "")
-	r.loop.cancelNow()
-	r.s.exited.signal(r.cfg.Name)
-}
-
-func (r *childRunner) setStatus(state, details string) {
-	if len(details) > 1000 {
-		details = details[:1000]
-	}
-	r.s.status.set(store.ChannelStatusParams{ID: r.cfg.ID, Node: r.e.node, Status: state, Details: details})
+	r.publishStopped()
 }
 
 func (r *childRunner) run(ctx context.Context) {
@@ -201,11 +173,7 @@ func (r *childRunner) run(ctx context.Context) {
 			if errors.Is(err, errStopping) {
 				return
 			}
-			d := bo.next()
-			r.log.Error("channel child process not started; retrying", "retry_in", d.Round(time.Millisecond).String(), "error", err)
-			r.setStatus(channelError, err.Error())
-			r.s.failed.signal(r.cfg.Name)
-			if !waitWake(ctx, stopping, d) {
+			if !r.startFailed(ctx, stopping, "channel child process not started; retrying", bo.next(), err) {
 				return
 			}
 			continue
@@ -238,11 +206,7 @@ func (r *childRunner) run(ctx context.Context) {
 		case <-p.output:
 		case <-time.After(time.Second): // a grandchild may hold the pipe
 		}
-		d := bo.next()
-		if time.Since(startedAt) > 2*bo.max {
-			bo.reset()
-			d = bo.next()
-		}
+		d := restartDelay(bo, startedAt)
 		exit := exitDescription(p.err)
 		details := fmt.Sprintf("child process pid %d exited (%s); restarting in %s", p.pid, exit, d.Round(time.Millisecond))
 		if last := p.last(); last != "" {
@@ -352,10 +316,7 @@ func (r *childRunner) terminate(ctx context.Context, p *childProc) {
 	if err := askToStop(p.cmd.Process); err != nil {
 		r.log.Debug("child process: stop signal not delivered", "pid", p.pid, "error", err)
 	}
-	grace := channelStopTimeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) > grace {
-		grace = time.Until(d)
-	}
+	grace := stopGrace(ctx)
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {

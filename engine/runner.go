@@ -24,10 +24,7 @@ const channelStopTimeout = time.Second
 // restarts it with backoff when it fails to start, panics or hangs, and
 // stops it.
 type runner struct {
-	s    *supervisor
-	e    *Engine
-	cfg  store.Channel // the row it was started from
-	log  *slog.Logger
+	channelBase
 	host *host
 
 	ownStatus atomic.Bool // the channel set its own status since it started
@@ -35,30 +32,92 @@ type runner struct {
 	mu   sync.Mutex
 	inst channels.Channel
 	prod *producer
-	loop
 }
 
 func newRunner(s *supervisor, c *store.Channel) *runner {
-	r := &runner{s: s, e: s.e, cfg: *c, log: s.e.log.With("channel", c.Name)}
+	r := &runner{channelBase: newChannelBase(s, c)}
 	r.host = &host{r: r}
 	return r
 }
 
-// sameConfig reports whether c would run the same way as the runner's row.
-func (r *runner) sameConfig(c *store.Channel) bool {
-	return c.Name == r.cfg.Name && c.Type == r.cfg.Type && c.Settings == r.cfg.Settings && c.Node == r.cfg.Node
+func (r *runner) Start(ctx context.Context) error {
+	return r.startLoop(ctx, "channel "+r.cfg.Name, r.run)
 }
 
-func (r *runner) Start(ctx context.Context) error {
-	r.s.runnerWG.Add(1)
-	err := r.loop.start(ctx, "channel "+r.cfg.Name, func(ctx context.Context) {
-		defer r.s.runnerWG.Done()
-		r.run(ctx)
+// channelBase is what a runner and a childRunner share: the channel's row,
+// its logger, the loop that runs it, and the status it publishes.
+type channelBase struct {
+	s   *supervisor
+	e   *Engine
+	cfg store.Channel // the row it was started from
+	log *slog.Logger
+	loop
+}
+
+func newChannelBase(s *supervisor, c *store.Channel) channelBase {
+	return channelBase{s: s, e: s.e, cfg: *c, log: s.e.log.With("channel", c.Name)}
+}
+
+func (b *channelBase) name() string { return b.cfg.Name }
+
+// sameConfig reports whether c would run the same way as the row it was
+// started from.
+func (b *channelBase) sameConfig(c *store.Channel) bool {
+	return c.Name == b.cfg.Name && c.Type == b.cfg.Type && c.Settings == b.cfg.Settings && c.Node == b.cfg.Node
+}
+
+// startLoop starts run in the loop, counted in the supervisor's runnerWG.
+func (b *channelBase) startLoop(ctx context.Context, label string, run func(context.Context)) error {
+	b.s.runnerWG.Add(1)
+	err := b.loop.start(ctx, label, func(ctx context.Context) {
+		defer b.s.runnerWG.Done()
+		run(ctx)
 	})
 	if err != nil {
-		r.s.runnerWG.Done()
+		b.s.runnerWG.Done()
 	}
 	return err
+}
+
+// setStatus publishes the channel's state on this node.
+func (b *channelBase) setStatus(state, details string) {
+	b.s.status.set(store.ChannelStatusParams{ID: b.cfg.ID, Node: b.e.node, Status: state, Details: truncate(details, 1000)})
+}
+
+// publishStopped publishes the final state after Stop and tells the supervisor.
+func (b *channelBase) publishStopped() {
+	b.setStatus(channelStopped, "")
+	b.loop.cancelNow()
+	b.s.exited.signal(b.cfg.Name)
+}
+
+// startFailed logs and publishes a failed start (or restart) and waits d.
+// It reports false when ctx or stopping ended the wait.
+func (b *channelBase) startFailed(ctx context.Context, stopping <-chan struct{}, msg string, d time.Duration, err error) bool {
+	b.log.Error(msg, "retry_in", d.Round(time.Millisecond).String(), "error", err)
+	b.setStatus(channelError, err.Error())
+	b.s.failed.signal(b.cfg.Name)
+	return waitWake(ctx, stopping, d)
+}
+
+// restartDelay is the wait before a restart of a channel that ran since
+// startedAt: the backoff's next step, from its first again when the channel
+// ran long enough to count as healthy.
+func restartDelay(bo *backoff, startedAt time.Time) time.Duration {
+	if time.Since(startedAt) > 2*bo.max {
+		bo.reset()
+	}
+	return bo.next()
+}
+
+// stopGrace is how long a stop may wait: until ctx's deadline, and at least
+// channelStopTimeout.
+func stopGrace(ctx context.Context) time.Duration {
+	grace := channelStopTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) > grace {
+		grace = time.Until(d)
+	}
+	return grace
 }
 
 // Stop stops claiming, waits for in-flight sends up to ctx's deadline,
@@ -76,16 +135,7 @@ func (r *runner) Stop(ctx context.Context) {
 	if inst != nil {
 		r.stopChannel(ctx, inst)
 	}
-	r.setStatus(channelStopped, "")
-	r.loop.cancelNow()
-	r.s.exited.signal(r.cfg.Name)
-}
-
-func (r *runner) setStatus(state, details string) {
-	if len(details) > 1000 {
-		details = details[:1000]
-	}
-	r.s.status.set(store.ChannelStatusParams{ID: r.cfg.ID, Node: r.e.node, Status: state, Details: details})
+	r.publishStopped()
 }
 
 func (r *runner) run(ctx context.Context) {
@@ -106,11 +156,7 @@ func (r *runner) run(ctx context.Context) {
 			if errors.Is(err, errStopping) {
 				return
 			}
-			d := bo.next()
-			r.log.Error("channel failed to start; retrying", "retry_in", d.Round(time.Millisecond).String(), "error", err)
-			r.setStatus(channelError, err.Error())
-			r.s.failed.signal(r.cfg.Name)
-			if !waitWake(ctx, stopping, d) {
+			if !r.startFailed(ctx, stopping, "channel failed to start; retrying", bo.next(), err) {
 				return
 			}
 			continue
@@ -143,11 +189,7 @@ func (r *runner) run(ctx context.Context) {
 		}
 
 		// The channel panicked or hung: restart it.
-		d := bo.next()
-		if time.Since(startedAt) > 2*bo.max {
-			bo.reset()
-			d = bo.next()
-		}
+		d := restartDelay(bo, startedAt)
 		r.log.Error("channel failed; restarting it", "retry_in", d.Round(time.Millisecond).String(), "error", failure)
 		r.setStatus(channelError, failure.Error())
 		r.s.failed.signal(r.cfg.Name)
@@ -211,10 +253,7 @@ func (r *runner) startChannel(ctx context.Context, stopping <-chan struct{}) (ch
 
 // stopChannel calls the channel's Stop, guarded against panics and hangs.
 func (r *runner) stopChannel(ctx context.Context, inst channels.Channel) {
-	deadline := channelStopTimeout
-	if d, ok := ctx.Deadline(); ok && time.Until(d) > deadline {
-		deadline = time.Until(d)
-	}
+	deadline := stopGrace(ctx)
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	done := make(chan error, 1)

@@ -66,8 +66,6 @@ type channelRunner interface {
 	name() string
 }
 
-func (r *runner) name() string { return r.cfg.Name }
-
 // catalog is what the router needs from one read of Channels.
 type catalog struct {
 	routable []int64 // enabled channels that can send, by ID
