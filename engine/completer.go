@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -182,86 +183,17 @@ func (c *completer) flush(ctx context.Context) error {
 	failed := c.failed[:min(len(c.failed), completerChunk)]
 	c.mu.Unlock()
 
-	var res flushResult
-	var events []Event
 	began := time.Now()
-	publish := e.events.active()
-	now := time.Now().UTC()
-	ev := func(id int64, status string) {
-		if publish {
-			c.mu.Lock()
-			ch := c.channel[id]
-			c.mu.Unlock()
-			events = append(events, Event{MessageID: id, Status: status, ChannelID: ch, Time: now})
-		}
+	var res flushResult
+	var err error
+	if res.Sent, err = writeResults(c, ctx, "MessageMarkSent", &c.sent, sent, store.StatusSent, sentID, c.markSent); err != nil {
+		return err
 	}
-	// Each kind's events go out as soon as its statement committed, so
-	// that a later kind's failure does not hold them back, and a delivery
-	// report applied meanwhile rarely overtakes SENT.
-	flushEvents := func() {
-		if len(events) > 0 {
-			e.events.publish(events...)
-			events = events[:0]
-		}
+	if res.Retry, err = writeResults(c, ctx, "MessageMarkRetry", &c.retry, retry, store.StatusQueued, retryID, c.markRetry); err != nil {
+		return err
 	}
-
-	if len(sent) > 0 {
-		var marked store.SentResult
-		err := e.health.call(ctx, "MessageMarkSent", func(ctx context.Context) (err error) {
-			marked, err = c.markSent(ctx, sent)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		c.warnLost("sent", len(sent), marked.Changed)
-		for _, p := range sent {
-			ev(p.ID, store.StatusSent)
-		}
-		if publish {
-			// Reports that came before the submit response settled
-			// these in the same transaction, after SENT.
-			for _, ch := range marked.Settled {
-				events = append(events, Event{MessageID: ch.ID, Status: ch.Status, ChannelID: ch.ChannelID, Time: now})
-			}
-		}
-		flushEvents()
-		c.forget(len(sent), 0, 0, sent, nil, nil)
-		res.Sent = len(sent)
-	}
-	if len(retry) > 0 {
-		var changed int
-		err := e.health.call(ctx, "MessageMarkRetry", func(ctx context.Context) (err error) {
-			changed, err = e.store.MessageMarkRetry(ctx, retry)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		c.warnLost("retry", len(retry), changed)
-		for _, p := range retry {
-			ev(p.ID, store.StatusQueued)
-		}
-		flushEvents()
-		c.forget(0, len(retry), 0, nil, retry, nil)
-		res.Retry = len(retry)
-	}
-	if len(failed) > 0 {
-		var changed int
-		err := e.health.call(ctx, "MessageMarkFailed", func(ctx context.Context) (err error) {
-			changed, err = e.store.MessageMarkFailed(ctx, failed)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		c.warnLost("failed", len(failed), changed)
-		for _, p := range failed {
-			ev(p.ID, store.StatusFailed)
-		}
-		flushEvents()
-		c.forget(0, 0, len(failed), nil, nil, failed)
-		res.Failed = len(failed)
+	if res.Failed, err = writeResults(c, ctx, "MessageMarkFailed", &c.failed, failed, store.StatusFailed, failID, c.markFailed); err != nil {
+		return err
 	}
 	c.room.fire()
 	c.flushed.signal(res)
@@ -269,15 +201,78 @@ func (c *completer) flush(ctx context.Context) error {
 	return nil
 }
 
+func sentID(p store.SentParams) int64   { return p.ID }
+func retryID(p store.RetryParams) int64 { return p.ID }
+func failID(p store.FailParams) int64   { return p.ID }
+
+// writeResults writes batch, the front of the pending list, through write
+// (operation op), then publishes its events and drops it from pending. It
+// returns how many results it wrote. write returns how many messages it
+// changed and the changes beyond status (reports settled by it).
+//
+// Each kind's events go out as soon as its statement committed, so that a
+// later kind's failure does not hold them back, and a delivery report
+// applied meanwhile rarely overtakes SENT.
+func writeResults[T any](c *completer, ctx context.Context, op string, pending *[]T, batch []T, status string, id func(T) int64,
+	write func(context.Context, []T) (int, []store.Change, error)) (int, error) {
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	var changed int
+	var extra []store.Change
+	err := c.e.health.call(ctx, op, func(ctx context.Context) (err error) {
+		changed, extra, err = write(ctx, batch)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	c.warnLost(strings.ToLower(strings.TrimPrefix(op, "MessageMark")), len(batch), changed)
+
+	c.mu.Lock()
+	var events []Event
+	if c.e.events.active() {
+		now := time.Now().UTC()
+		events = make([]Event, 0, len(batch)+len(extra))
+		for _, p := range batch {
+			events = append(events, Event{MessageID: id(p), Status: status, ChannelID: c.channel[id(p)], Time: now})
+		}
+		for _, ch := range extra {
+			events = append(events, Event{MessageID: ch.ID, Status: ch.Status, ChannelID: ch.ChannelID, Time: now})
+		}
+	}
+	for _, p := range batch {
+		delete(c.channel, id(p))
+	}
+	*pending = compact(*pending, len(batch))
+	c.mu.Unlock()
+
+	if len(events) > 0 {
+		c.e.events.publish(events...)
+	}
+	return len(batch), nil
+}
+
 // markSent writes sent results through store.SentSettler when the store
 // implements it, so that the messages early delivery reports settled are
 // published too; otherwise through MessageMarkSent.
-func (c *completer) markSent(ctx context.Context, sent []store.SentParams) (store.SentResult, error) {
+func (c *completer) markSent(ctx context.Context, sent []store.SentParams) (int, []store.Change, error) {
 	if ss, ok := c.e.store.(store.SentSettler); ok {
-		return ss.MessageMarkSentSettled(ctx, sent)
+		res, err := ss.MessageMarkSentSettled(ctx, sent)
+		return res.Changed, res.Settled, err
 	}
 	n, err := c.e.store.MessageMarkSent(ctx, sent)
-	return store.SentResult{Changed: n}, err
+	return n, nil, err
+}
+
+func (c *completer) markRetry(ctx context.Context, retry []store.RetryParams) (int, []store.Change, error) {
+	n, err := c.e.store.MessageMarkRetry(ctx, retry)
+	return n, nil, err
+}
+
+func (c *completer) markFailed(ctx context.Context, failed []store.FailParams) (int, []store.Change, error) {
+	n, err := c.e.store.MessageMarkFailed(ctx, failed)
+	return n, nil, err
 }
 
 // warnLost logs results the store skipped because their message was no
@@ -292,24 +287,6 @@ func (c *completer) warnLost(kind string, written, changed int) {
 	}
 	c.e.log.Warn("send results arrived after their lease expired: the rescuer had already returned those messages to the queue, so they may be sent twice",
 		"result", kind, "results", written, "lost", written-changed, "lease", c.e.cfg.Lease.String())
-}
-
-// forget drops written results from the front of the pending lists.
-func (c *completer) forget(ns, nr, nf int, sent []store.SentParams, retry []store.RetryParams, failed []store.FailParams) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, p := range sent {
-		delete(c.channel, p.ID)
-	}
-	for _, p := range retry {
-		delete(c.channel, p.ID)
-	}
-	for _, p := range failed {
-		delete(c.channel, p.ID)
-	}
-	c.sent = compact(c.sent, ns)
-	c.retry = compact(c.retry, nr)
-	c.failed = compact(c.failed, nf)
 }
 
 // compact drops the first n elements, releasing the backing array when
