@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hermod-sms/hermod/api/client"
+	"github.com/hermod-sms/hermod/store"
 )
 
 // handleKannelSend is Kannel's sendsms interface:
@@ -16,8 +17,10 @@ import (
 // delivery", 403 "Authorization failed for sendsms", 400 with the reason.
 // Several recipients may be given in to, separated by spaces.
 //
-// dlr-url is accepted but not called yet: delivery reports are visible
-// through GET /api/v1/messages/{id} and the event stream.
+// dlr-url (absolute http or https) is stored as the message's
+// StatusCallback and dlr-mask as its StatusCallbackMask: RunCallbacks calls
+// the URL, with Kannel's escapes substituted, when the message reaches a
+// status the mask selects (no mask: every final status).
 func (s *Server) handleKannelSend(w http.ResponseWriter, r *http.Request) *problem {
 	text := func(status int, msg string) *problem {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -77,12 +80,23 @@ func (s *Server) handleKannelSend(w http.ResponseWriter, r *http.Request) *probl
 		coding = &dc
 	}
 	noDLR := false
+	mask := 0
 	if v := get("dlr-mask"); v != "" {
-		mask, err := strconv.Atoi(v)
+		var err error
+		mask, err = strconv.Atoi(v)
 		if err != nil || mask < 0 || mask > 255 {
 			return text(http.StatusBadRequest, "Invalid dlr-mask: give a number from 0 to 255")
 		}
 		noDLR = mask&(1|2) == 0
+	}
+	dlrURL := get("dlr-url")
+	if get("dlr-mask") != "" && mask == 0 {
+		dlrURL = "" // Kannel: dlr-mask=0 asks for no reports
+	}
+	if dlrURL != "" {
+		if err := validCallbackURL(dlrURL); err != nil {
+			return text(http.StatusBadRequest, "Invalid dlr-url: "+err.Error())
+		}
 	}
 	dlr := !noDLR
 	channel := get("smsc")
@@ -93,7 +107,9 @@ func (s *Server) handleKannelSend(w http.ResponseWriter, r *http.Request) *probl
 		}
 		msgs[i] = client.NewMessage{ToAddress: t, FromAddress: get("from"), Body: body, DataCoding: coding, Channel: channel, RequestDeliveryReport: &dlr}
 	}
-	results, p := s.insert(r, msgs, len(msgs) > 1)
+	results, p := s.insertWith(r, msgs, len(msgs) > 1, func(nm *store.NewMessage) {
+		nm.StatusCallback, nm.StatusCallbackMask = dlrURL, mask
+	})
 	if p != nil {
 		if p.Status == http.StatusBadRequest {
 			return text(http.StatusBadRequest, "Invalid request: "+p.Detail)

@@ -69,6 +69,12 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) *problem {
 // ClientReferences against the messages that already have them. Nothing is
 // written unless every message is valid.
 func (s *Server) insert(r *http.Request, msgs []client.NewMessage, batch bool) ([]client.SendResult, *problem) {
+	return s.insertWith(r, msgs, batch, nil)
+}
+
+// insertWith is insert with extra, when not nil, setting the fields of each
+// store.NewMessage that client.NewMessage does not carry (Kannel's dlr-url).
+func (s *Server) insertWith(r *http.Request, msgs []client.NewMessage, batch bool, extra func(*store.NewMessage)) ([]client.SendResult, *problem) {
 	ctx := r.Context()
 	channelIDs, p := s.resolveChannels(r, msgs)
 	if p != nil {
@@ -80,6 +86,9 @@ func (s *Server) insert(r *http.Request, msgs []client.NewMessage, batch bool) (
 	for i := range msgs {
 		at := fieldPath{batch: batch, i: i}
 		nms[i] = s.toNewMessage(&fe, at, &msgs[i], channelIDs)
+		if extra != nil {
+			extra(&nms[i])
+		}
 		if ref := msgs[i].ClientReference; ref != "" {
 			if j, dup := seen[ref]; dup {
 				fe.add(at.field("ClientReference"), "%q is also the ClientReference of Messages[%d]: give every message its own key", ref, j)

@@ -88,6 +88,21 @@ func Serve(ctx context.Context, cfg ServeConfig, h http.Handler) error {
 	}
 	srv.RegisterOnShutdown(closeShutdown)
 
+	// A Server calls its status callbacks (Kannel's dlr-url) while it is
+	// served.
+	if s, ok := h.(*Server); ok {
+		cbCtx, stopCallbacks := context.WithCancel(ctx)
+		cbDone := make(chan struct{})
+		go func() {
+			defer close(cbDone)
+			s.RunCallbacks(cbCtx)
+		}()
+		defer func() {
+			stopCallbacks()
+			<-cbDone
+		}()
+	}
+
 	cfg.Logger.InfoContext(ctx, "api: listening", slog.String("addr", ln.Addr().String()), slog.Bool("tls", tlsConfig != nil))
 	errc := make(chan error, 1)
 	go func() {

@@ -91,6 +91,8 @@ type Server struct {
 	own      *Broadcaster // the changes this server makes
 	ins      *inserter    // group commit of small sends
 	now      func() time.Time
+	// callbackDelay is the wait before a status callback's second attempt.
+	callbackDelay time.Duration
 }
 
 // NewServer builds the API server on cfg.Store.
@@ -132,6 +134,8 @@ func NewServer(cfg Config) (*Server, error) {
 		limit:    newLimiter(),
 		own:      NewBroadcaster(),
 		now:      cfg.now,
+
+		callbackDelay: callbackRetryDelay,
 	}
 	s.ins = &inserter{store: cfg.Store, log: cfg.Logger, inserted: s.nudge}
 	s.routes = s.routeTable()
