@@ -19,7 +19,6 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +28,6 @@ import (
 	"github.com/hermod-sms/hermod/api"
 	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/store"
-	"github.com/hermod-sms/hermod/store/postgres"
 )
 
 var apiURLPattern = regexp.MustCompile(`, API (https?://\S+) \(needs a key`)
@@ -492,24 +490,8 @@ func TestRunStreamsEngineEvents(t *testing.T) {
 // of its own.
 func TestPostgresAPI(t *testing.T) {
 	t.Parallel()
-	url := os.Getenv("HERMOD_TEST_POSTGRES")
-	if url == "" {
-		if os.Getenv("HERMOD_REQUIRE_POSTGRES") != "" {
-			t.Fatal("HERMOD_REQUIRE_POSTGRES is set but HERMOD_TEST_POSTGRES is not")
-		}
-		t.Skip("HERMOD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
 	e := newTestEnv(t)
-	schema := "hermod_cliapi_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	e.env["HERMOD_DB"] = url
-	e.env["HERMOD_POSTGRES_SCHEMA"] = schema
-	t.Cleanup(func() {
-		s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, NoMigrate: true})
-		require.NoError(t, err)
-		defer s.Close()
-		_, err = s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		require.NoError(t, err)
-	})
+	e.usePostgres(testPostgresURL(t), "hermod_cliapi_")
 	e.mustRun("channels", "add", "sim", "--type", "simulator")
 	key := strings.TrimSpace(e.mustRun("apikey", "create", "pg", "--scopes", "send,read"))
 	srv := e.start()

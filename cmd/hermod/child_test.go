@@ -20,7 +20,6 @@ import (
 	"github.com/hermod-sms/hermod/engine"
 	"github.com/hermod-sms/hermod/store"
 	"github.com/hermod-sms/hermod/store/open"
-	"github.com/hermod-sms/hermod/store/postgres"
 )
 
 var childPIDRe = regexp.MustCompile(`msg="channel process running" .*child_pid=(\d+)`)
@@ -55,16 +54,7 @@ func TestRunChannelInChildProcess(t *testing.T) {
 		t.Run("postgres", func(t *testing.T) {
 			t.Parallel()
 			e := newTestEnv(t)
-			schema := "hermod_child_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-			e.env["HERMOD_DB"] = url
-			e.env["HERMOD_POSTGRES_SCHEMA"] = schema
-			t.Cleanup(func() {
-				s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, NoMigrate: true})
-				require.NoError(t, err)
-				defer s.Close()
-				_, err = s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-				require.NoError(t, err)
-			})
+			schema := e.usePostgres(url, "hermod_child_")
 			testRunChannelInChildProcess(t, e, url, schema)
 		})
 	}

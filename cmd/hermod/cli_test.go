@@ -19,7 +19,6 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/hermod-sms/hermod/store"
-	"github.com/hermod-sms/hermod/store/postgres"
 )
 
 func TestVersion(t *testing.T) {
@@ -342,24 +341,8 @@ func TestSignalStopsRun(t *testing.T) {
 // of its own (HERMOD_POSTGRES_SCHEMA).
 func TestPostgresSendShow(t *testing.T) {
 	t.Parallel()
-	url := os.Getenv("HERMOD_TEST_POSTGRES")
-	if url == "" {
-		if os.Getenv("HERMOD_REQUIRE_POSTGRES") != "" {
-			t.Fatal("HERMOD_REQUIRE_POSTGRES is set but HERMOD_TEST_POSTGRES is not")
-		}
-		t.Skip("HERMOD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
 	e := newTestEnv(t)
-	schema := "hermod_cli_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	e.env["HERMOD_DB"] = url
-	e.env["HERMOD_POSTGRES_SCHEMA"] = schema
-	t.Cleanup(func() {
-		s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, NoMigrate: true})
-		require.NoError(t, err)
-		defer s.Close()
-		_, err = s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		require.NoError(t, err)
-	})
+	e.usePostgres(testPostgresURL(t), "hermod_cli_")
 
 	e.mustRun("channels", "add", "sim", "--type", "simulator")
 	out := e.mustRun("send", "--to", "+31612345678", "--body", "via postgres", "--channel", "sim")

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hermod-sms/hermod/store/postgres"
 )
 
 // TestMain lets a test run the real main in a child process (the test
@@ -68,6 +71,39 @@ func newTestEnv(t *testing.T) *testEnv {
 }
 
 func (e *testEnv) getenv(k string) string { return e.env[k] }
+
+// testPostgresURL is HERMOD_TEST_POSTGRES; without it the test is skipped
+// (or fails when HERMOD_REQUIRE_POSTGRES is set).
+func testPostgresURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv("HERMOD_TEST_POSTGRES")
+	if url == "" {
+		if os.Getenv("HERMOD_REQUIRE_POSTGRES") != "" {
+			t.Fatal("HERMOD_REQUIRE_POSTGRES is set but HERMOD_TEST_POSTGRES is not")
+		}
+		t.Skip("HERMOD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	}
+	return url
+}
+
+// usePostgres points e's commands at PostgreSQL url, in a fresh schema
+// named prefix plus a unique suffix that is dropped when the test ends.
+// It returns the schema.
+func (e *testEnv) usePostgres(url, prefix string) string {
+	t := e.t
+	t.Helper()
+	schema := prefix + strconv.FormatInt(time.Now().UnixNano(), 36)
+	e.env["HERMOD_DB"] = url
+	e.env["HERMOD_POSTGRES_SCHEMA"] = schema
+	t.Cleanup(func() {
+		s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, NoMigrate: true})
+		require.NoError(t, err)
+		defer s.Close()
+		_, err = s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		require.NoError(t, err)
+	})
+	return schema
+}
 
 // run runs one command in-process and returns its output.
 func (e *testEnv) run(args ...string) result {
