@@ -75,8 +75,14 @@ func (s *Store) MigrateUp(ctx context.Context) error {
 	}
 }
 
-// migrateUp makes one attempt of MigrateUp.
+// migrateUp makes one attempt of MigrateUp, holding the migration lock
+// shared with other processes.
 func (s *Store) migrateUp(ctx context.Context) error {
+	unlock, err := lockMigrations(ctx, s.path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	m, done, err := s.newMigrate(ctx)
 	if err != nil {
 		return err
