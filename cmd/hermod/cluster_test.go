@@ -476,16 +476,24 @@ func TestClusterKillNine(t *testing.T) {
 	rescued := sumMessagesAttr(survivor.logLines("rescued messages whose lease expired; they are sent again and may arrive twice"))
 	const unwrittenResults = 2000
 	bound := concurrency*batchSize + unwrittenResults
+	// The leases were listed just after the kill; a claim statement the
+	// dead node had sent may still have committed after that (PostgreSQL
+	// finishes it): at most one claim per worker.
+	lateClaim := concurrency * batchSize
+	late := 0
 	for _, id := range sc.duplicates {
-		require.True(t, leased[id], "message %d was sent twice but was not leased by %s when it was killed", id, victim.name)
+		if !leased[id] {
+			late++
+		}
 	}
+	require.LessOrEqual(t, late, lateClaim, "%d messages were sent twice that %s had not leased when it was killed", late, victim.name)
 	require.Equal(t, len(sc.duplicates), sc.extraSends, "a rescued message is sent at most twice")
 	// A statement the dead node had sent before it died may still commit
 	// (PostgreSQL finishes it), so some of its leased messages end SENT
 	// without a rescue; but only its leases are rescued, never the
 	// survivor's.
 	require.Positive(t, rescued, "the dead node's leased messages are rescued")
-	require.LessOrEqual(t, rescued, len(leased), "only the dead node's leases are rescued")
+	require.LessOrEqual(t, rescued, len(leased)+lateClaim, "only the dead node's leases are rescued")
 	require.LessOrEqual(t, sc.extraSends, bound,
 		"duplicate sends (%d) exceed the killed node's in-flight claims (%d workers x %d messages + %d unwritten results)", sc.extraSends, concurrency, batchSize, unwrittenResults)
 
