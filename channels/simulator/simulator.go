@@ -307,7 +307,6 @@ func (c *Channel) Send(ctx context.Context, msgs []channels.Message) []channels.
 		}
 		results[i].Reference = parts[0].Reference
 		results[i].Parts = parts
-		results[i].Note = fmt.Sprintf("simulator reference %s", parts[0].Reference)
 		logLines = fmt.Appendf(logLines, "%d\t%d\t%s\n", m.ID, m.Attempt, parts[0].Reference)
 
 		if !m.RequestDeliveryReport || c.rand.Float64() < c.settings.NoReportRate {
