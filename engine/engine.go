@@ -402,9 +402,13 @@ func (e *Engine) Nudge() {
 // reports, also those that came before the submit response), QUEUED (a
 // message rescued after its lease expired), NOREPORT and EXPIRED (the
 // leader's sweep) and RECEIVED. Each is published as soon as the
-// statement that made it committed, so a message's events arrive in the
-// order of its transitions (transitions made by one statement, such as
-// SENT and a DELIVERED from a report that came early, in that order).
+// statement that made it committed. Events of one service come in the
+// order of the transitions (transitions made by one statement, such as
+// SENT and a DELIVERED from a report that came early, in that order);
+// events of different services may swap when one follows the other within
+// moments: a QUEUED from the router or rescuer can arrive after the
+// SENDING of the producer that claimed the row at once. Order by Time, or
+// read the row, when it matters.
 // With several nodes sharing the database, each publishes only what it
 // did. Events are dropped, not queued, when the channel's buffer is full;
 // buffer < 1 means 1. The channel is closed when the engine stops.

@@ -90,7 +90,7 @@ func TestEventsFollowEachMessage(t *testing.T) {
 		b.engine.Nudge()
 
 		log.waitFor(t, delivered, store.StatusDelivered, 10*time.Second)
-		require.Equal(t, []string{store.StatusQueued, store.StatusSending, store.StatusSent, store.StatusDelivered}, log.statuses(delivered))
+		requireLifecycle(t, log.statuses(delivered), store.StatusDelivered)
 		log.requireChannel(t, delivered, ch.ID)
 
 		log.waitFor(t, unroutable, store.StatusNoChannel, 10*time.Second)
@@ -102,8 +102,10 @@ func TestEventsFollowEachMessage(t *testing.T) {
 		log.requireChannel(t, expired, 0)
 
 		log.waitFor(t, rescued, store.StatusDelivered, 10*time.Second)
-		require.Equal(t, []string{store.StatusQueued, store.StatusSending, store.StatusSent, store.StatusDelivered}, log.statuses(rescued),
-			"the rescue is published as QUEUED")
+		// The rescuer publishes after its write commits; a producer that
+		// claims the row in between may publish SENDING first: events of
+		// different services are not ordered among themselves.
+		requireLifecycle(t, log.statuses(rescued), store.StatusDelivered)
 		log.requireChannel(t, rescued, ch.ID)
 	})
 }
@@ -121,7 +123,7 @@ func TestEventsNotDelivered(t *testing.T) {
 		b.engine.Nudge()
 
 		log.waitFor(t, id, store.StatusNotDelivered, 10*time.Second)
-		require.Equal(t, []string{store.StatusQueued, store.StatusSending, store.StatusSent, store.StatusNotDelivered}, log.statuses(id))
+		requireLifecycle(t, log.statuses(id), store.StatusNotDelivered)
 		log.requireChannel(t, id, rejected.ID)
 	})
 }
@@ -140,8 +142,7 @@ func TestEventsNoReport(t *testing.T) {
 		b.engine.Nudge()
 
 		log.waitFor(t, id, store.StatusNoReport, 10*time.Second)
-		require.Equal(t, []string{store.StatusQueued, store.StatusSending, store.StatusSent, store.StatusNoReport}, log.statuses(id),
-			"the leader's sweep publishes NOREPORT")
+		requireLifecycle(t, log.statuses(id), store.StatusNoReport) // the leader's sweep publishes NOREPORT
 		log.requireChannel(t, id, silent.ID)
 	})
 }
@@ -178,4 +179,16 @@ func TestEventsEarlyReportSettledBySendResult(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, store.StatusDelivered, m.Status)
 	})
+}
+
+// requireLifecycle checks one message's events: QUEUED (routed or rescued)
+// and SENDING, then SENT and the final status. The first two come from different
+// services (the router or rescuer publishes after its write commits, and a
+// producer that claims the row in between may publish SENDING first), so
+// their order is not fixed.
+func requireLifecycle(t *testing.T, got []string, final string) {
+	t.Helper()
+	require.Len(t, got, 4, "%v", got)
+	require.ElementsMatch(t, []string{store.StatusQueued, store.StatusSending}, got[:2], "%v", got)
+	require.Equal(t, []string{store.StatusSent, final}, got[2:], "%v", got)
 }
