@@ -311,7 +311,7 @@ func TestChildProcessRestartedWithBackoffAfterCrash(t *testing.T) {
 	require.NotEqual(t, exit.PID, p.pid)
 	ids := insertN(t, s, 5, 0)
 	b.engine.Nudge()
-	waitStatus(t, s, ids, store.StatusSent, 30*time.Second)
+	waitStatus(t, s, ids, store.StatusDelivered, 30*time.Second)
 	require.Equal(t, 1, b.logs.count("channel child process exited; restarting it"))
 	require.Equal(t, 1, b.logs.count("child process output"), "the crash's output is logged")
 	require.Equal(t, 1, b.logs.count("share SQLite's single writer"), "warned once")
@@ -433,7 +433,7 @@ func TestChildEngineRunsItsChannelInline(t *testing.T) {
 	require.True(t, inline)
 	ids := insertN(t, s, 3, c.ID)
 	b.engine.Nudge()
-	waitStatus(t, s, ids, store.StatusSent, 10*time.Second)
+	waitStatus(t, s, ids, store.StatusDelivered, 10*time.Second)
 	require.Eventually(t, func() bool {
 		c, err := s.ChannelGet(context.Background(), "sim")
 		return err == nil && c.Status == channelRunning &&
