@@ -27,6 +27,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -546,4 +547,15 @@ type Migrator interface {
 	// MigrateStatus reports the current and the latest version, and whether
 	// the schema is marked dirty by a failed migration.
 	MigrateStatus(ctx context.Context) (current, latest uint, dirty bool, err error)
+}
+
+// OneLine keeps text that goes into a Trace line on one line: a text with
+// line breaks (a provider's multi-line error) has every run of white space
+// collapsed to one space. Backends apply it to the notes and errors they
+// write into Trace and StatusDetails.
+func OneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -10,6 +10,10 @@
 -- Portable T-SQL (SQL Server 2016+, Azure SQL, Babelfish): no CREATE OR
 -- ALTER. The change is read back through OUTPUT ... INTO a table variable, not
 -- @@ROWCOUNT, so that a user's trigger on hermod.Messages cannot disturb it.
+-- The UPDATE names the table itself, without an alias and FROM: Babelfish
+-- fails every later call in the same session ("internal error occurred")
+-- when a procedure's UPDATE m ... OUTPUT ... INTO @table FROM ... AS m
+-- runs a second time.
 -- The procedure keeps the ANSI_NULLS and QUOTED_IDENTIFIER settings of the
 -- session that ALTERs it, and a procedure that changes hermod.Messages (which
 -- has filtered indexes) fails with error 1934 unless both were ON. sqlcmd
@@ -30,17 +34,17 @@ BEGIN
     DECLARE @error NVARCHAR(2048);
     DECLARE @cancelled TABLE (ID BIGINT NOT NULL);
 
-    UPDATE m
+    UPDATE hermod.Messages
     SET Status = N'CANCELLED',
         TriggerStatus = N'',
         StatusDetails = N'cancelled by hermod.CancelMessage',
         LastUpdate = @now,
-        Trace = CONCAT(m.Trace, CONVERT(NVARCHAR(23), @now, 121),
-            N' CANCELLED by hermod.CancelMessage (was ', m.Status, N')', NCHAR(10))
+        Trace = CONCAT(Trace, CONVERT(NVARCHAR(19), @now, 120), N'.',
+             RIGHT(CONCAT(N'00', DATEPART(MILLISECOND, @now)), 3),
+            N' CANCELLED by hermod.CancelMessage (was ', Status, N')', NCHAR(10))
     OUTPUT inserted.ID INTO @cancelled (ID)
-    FROM hermod.Messages AS m
-    WHERE m.ID = @ID
-      AND m.Status IN (N'SCHEDULED', N'QUEUED');
+    WHERE ID = @ID
+      AND Status IN (N'SCHEDULED', N'QUEUED');
 
     IF EXISTS (SELECT 1 FROM @cancelled)
         RETURN 0;

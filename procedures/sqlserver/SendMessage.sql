@@ -85,7 +85,8 @@ BEGIN
         VALUES
             (@ToAddress, COALESCE(@Body, N''), @FromAddress, @ChannelID, @ScheduledTime,
              COALESCE(@Priority, 0), @ClientReference, @now, @now,
-             CONCAT(CONVERT(NVARCHAR(23), @now, 121), N' SCHEDULED created by hermod.SendMessage', NCHAR(10)));
+             CONCAT(CONVERT(NVARCHAR(19), @now, 120), N'.',
+             RIGHT(CONCAT(N'00', DATEPART(MILLISECOND, @now)), 3), N' SCHEDULED created by hermod.SendMessage', NCHAR(10)));
 
         SELECT @ID = i.ID FROM @inserted AS i;
         SELECT @ID AS ID, CAST(0 AS BIT) AS Existing;

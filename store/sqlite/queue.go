@@ -258,7 +258,7 @@ func (s *Store) MessageMarkSentSettled(ctx context.Context, ps []store.SentParam
 		if ref == "" {
 			ref = parts[0].Reference
 		}
-		note := oneLine(p.Note)
+		note := store.OneLine(p.Note)
 		if note == "" {
 			note = "accepted by the provider"
 		}
@@ -379,7 +379,7 @@ func (s *Store) MessageMarkRetry(ctx context.Context, ps []store.RetryParams) (i
 		}
 		defer stmt.Close()
 		for _, p := range ps {
-			r, err := stmt.ExecContext(ctx, modifier(p.Delay), strArg(p.ErrorCode), strArg(oneLine(p.Error)),
+			r, err := stmt.ExecContext(ctx, modifier(p.Delay), strArg(p.ErrorCode), strArg(store.OneLine(p.Error)),
 				p.Delay.String(), p.ID, p.Owner)
 			if err != nil {
 				return s.mapError(err, fmt.Sprintf("mark message %d for retry", p.ID))
@@ -413,7 +413,7 @@ func (s *Store) MessageMarkFailed(ctx context.Context, ps []store.FailParams) (i
 		}
 		defer stmt.Close()
 		for _, p := range ps {
-			r, err := stmt.ExecContext(ctx, strArg(p.ErrorCode), strArg(oneLine(p.Error)), p.ID, p.Owner)
+			r, err := stmt.ExecContext(ctx, strArg(p.ErrorCode), strArg(store.OneLine(p.Error)), p.ID, p.Owner)
 			if err != nil {
 				return s.mapError(err, fmt.Sprintf("mark message %d failed", p.ID))
 			}

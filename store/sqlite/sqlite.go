@@ -328,14 +328,6 @@ func traceSQL(expr string) string {
 	return "Trace || " + nowSQL + " || ' ' || " + expr + " || char(10)"
 }
 
-// oneLine keeps text that goes into a Trace line on one line.
-func oneLine(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
-		return s
-	}
-	return strings.Join(strings.Fields(s), " ")
-}
-
 // Errors.
 
 // constraintHelp explains each named constraint of the schema: the column

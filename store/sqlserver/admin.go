@@ -434,7 +434,7 @@ SELECT COUNT(*) FROM @done;`
 
 // APIKeyRevoke sets RevokedTime on the key with this name or ID.
 func (s *Store) APIKeyRevoke(ctx context.Context, nameOrID string) error {
-	var id any
+	var id any = nullBigInt
 	if n, err := strconv.ParseInt(nameOrID, 10, 64); err == nil {
 		id = n
 	}

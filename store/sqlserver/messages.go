@@ -415,7 +415,7 @@ func changeOne(ctx context.Context, q queryer, query string, vals ...any) (bool,
 const cancelSQL = batchPrefix + `DECLARE @done TABLE (ID BIGINT NOT NULL);
 UPDATE m SET Status = N'CANCELLED', TriggerStatus = N'', StatusDetails = N'cancelled by the application',
 	LeaseOwner = NULL, LeaseExpires = NULL, LastUpdate = @now,
-	Trace = ` + "m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' CANCELLED cancelled by the application (was ' + m.Status + N')' + NCHAR(10)" + `
+	Trace = ` + "m.Trace + @stamp + N' CANCELLED cancelled by the application (was ' + m.Status + N')' + NCHAR(10)" + `
 OUTPUT inserted.ID INTO @done (ID)
 FROM hermod.Messages AS m
 WHERE m.ID = @p1 AND m.Status IN (N'SCHEDULED', N'QUEUED');
@@ -441,7 +441,7 @@ const (
 	resendSQL = batchPrefix + `DECLARE @done TABLE (ID BIGINT NOT NULL);
 UPDATE m SET Status = N'SCHEDULED', NextAttemptTime = NULL, LeaseOwner = NULL, LeaseExpires = NULL,
 	StatusDetails = NULL, LastUpdate = @now,
-	Trace = ` + "m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' SCHEDULED resend requested (was ' + m.Status + N')' + NCHAR(10)" + `
+	Trace = ` + "m.Trace + @stamp + N' SCHEDULED resend requested (was ' + m.Status + N')' + NCHAR(10)" + `
 OUTPUT inserted.ID INTO @done (ID)
 FROM hermod.Messages AS m
 WHERE m.ID = @p1 AND m.Direction = N'OUT'
@@ -450,7 +450,7 @@ SELECT COUNT(*) FROM @done;`
 
 	retriggerSQL = batchPrefix + `DECLARE @done TABLE (ID BIGINT NOT NULL);
 UPDATE m SET TriggerStatus = N'', LastUpdate = @now,
-	Trace = ` + "m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + m.Status + N' triggers to run again' + NCHAR(10)" + `
+	Trace = ` + "m.Trace + @stamp + N' ' + m.Status + N' triggers to run again' + NCHAR(10)" + `
 OUTPUT inserted.ID INTO @done (ID)
 FROM hermod.Messages AS m
 WHERE m.ID = @p1;

@@ -2,7 +2,9 @@ package sqlserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,7 +44,14 @@ IF @result < 0
 // MigrateUp applies every pending migration of sql/sqlserver, then every
 // repeatable script of procedures/sqlserver.
 func (s *Store) MigrateUp(ctx context.Context) error {
-	err := s.withMigrate(ctx, func(m *migrate.Migrate) error {
+	current, err := s.schemaCurrent(ctx)
+	if err != nil {
+		return err
+	}
+	if current {
+		return s.applyProcedures(ctx)
+	}
+	err = s.withMigrate(ctx, func(m *migrate.Migrate) error {
 		before, _, _ := m.Version()
 		err := m.Up()
 		if errors.Is(err, migrate.ErrNoChange) {
@@ -62,6 +71,28 @@ func (s *Store) MigrateUp(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// schemaCurrent reports whether golang-migrate's version table says the
+// schema is at the latest version and clean. Every node checks this at every
+// start; reading the table directly costs one round trip, where
+// golang-migrate's own check (session lock, version table, source) takes
+// more than a second on Babelfish. Anything else goes through golang-migrate.
+func (s *Store) schemaCurrent(ctx context.Context) (bool, error) {
+	latest, err := latestVersion()
+	if err != nil {
+		return false, err
+	}
+	var version sql.NullInt64
+	var dirty sql.NullBool
+	err = s.db.QueryRowContext(ctx, `IF OBJECT_ID(N'hermod.`+MigrationsTable+`', N'U') IS NOT NULL
+	SELECT TOP (1) version, dirty FROM hermod.`+MigrationsTable+`
+ELSE
+	SELECT CAST(NULL AS BIGINT), CAST(NULL AS BIT);`).Scan(&version, &dirty)
+	if err != nil && !errNoRows(err) {
+		return false, mapError(err, "read the SQL Server schema version")
+	}
+	return version.Valid && uint(version.Int64) == latest && !dirty.Bool, nil
 }
 
 // MigrateDown rolls back n migrations (n <= 0: all). Rolling back the first
@@ -234,16 +265,30 @@ func loadScripts(fsys fs.FS) ([]script, error) {
 	return out, nil
 }
 
+// proceduresOption is the hermod.Options row that holds the checksum of the
+// repeatable scripts last applied.
+const proceduresOption = "hermod.procedures.checksum"
+
 // applyProcedures runs the repeatable scripts batch by batch in one
-// transaction, under an application lock.
+// transaction, under an application lock. Like a repeatable migration it
+// runs only when the scripts changed since they were last applied (their
+// checksum is kept in hermod.Options) or one of their objects is missing:
+// ALTER PROCEDURE is not free (seconds on Babelfish), and every node runs
+// this at every start.
 func (s *Store) applyProcedures(ctx context.Context) error {
 	scripts, err := loadScripts(procedures.SQLServer)
 	if err != nil {
 		return err
 	}
+	sum := scriptsChecksum(scripts)
+	applied := false
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, proceduresLockSQL); err != nil {
 			return mapError(err, "apply the SQL Server procedures")
+		}
+		current, err := proceduresCurrent(ctx, tx, scripts, sum)
+		if err != nil || current {
+			return err
 		}
 		for _, sc := range scripts {
 			for _, b := range sc.Batches {
@@ -254,13 +299,55 @@ func (s *Store) applyProcedures(ctx context.Context) error {
 				}
 			}
 		}
+		if _, err := tx.ExecContext(ctx, `UPDATE hermod.Options SET Value = @p2, LastUpdate = SYSUTCDATETIME() WHERE Name = @p1;
+IF @@ROWCOUNT = 0 INSERT INTO hermod.Options (Name, Value) VALUES (@p1, @p2);`, proceduresOption, sum); err != nil {
+			return mapError(err, "record the checksum of the SQL Server procedures")
+		}
+		applied = true
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("apply the SQL Server procedures: %w", err)
 	}
-	s.logger.Debug("applied the SQL Server procedures", "scripts", len(scripts))
+	if applied {
+		s.logger.Debug("applied the SQL Server procedures", "scripts", len(scripts), "checksum", sum)
+	}
 	return nil
+}
+
+// scriptsChecksum is the SHA-256 of every batch of scripts, in order.
+func scriptsChecksum(scripts []script) string {
+	h := sha256.New()
+	for _, sc := range scripts {
+		fmt.Fprintf(h, "%s\n", sc.Name)
+		for _, b := range sc.Batches {
+			fmt.Fprintf(h, "%d %d\n%s\n", b.Count, len(b.SQL), b.SQL)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// proceduresCurrent reports whether the scripts with checksum sum were
+// applied last and every object they create (hermod.<file name>) exists.
+func proceduresCurrent(ctx context.Context, tx *sql.Tx, scripts []script, sum string) (bool, error) {
+	var recorded sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT Value FROM hermod.Options WHERE Name = @p1;`, proceduresOption).Scan(&recorded)
+	if err != nil && !errNoRows(err) {
+		return false, mapError(err, "read the checksum of the SQL Server procedures")
+	}
+	if recorded.String != sum {
+		return false, nil
+	}
+	for _, sc := range scripts {
+		var id sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT OBJECT_ID(@p1);`, "hermod."+strings.TrimSuffix(path.Base(sc.Name), ".sql")).Scan(&id); err != nil {
+			return false, mapError(err, "look for the SQL Server procedures")
+		}
+		if !id.Valid {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // scriptLine maps the line of a server error inside a batch to the line of

@@ -1,6 +1,9 @@
 package sqlserver
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // args collects the parameters of a statement built at run time and names
 // them @p1, @p2, ... in order, as go-mssqldb numbers positional arguments.
@@ -18,13 +21,27 @@ func (a *args) add(v any) string {
 // between result sets, and any error aborts the batch and the transaction
 // (the Go side then rolls back), instead of SQL Server's default of running
 // the next statement after a failed one.
-const batchPrefix = "SET NOCOUNT ON;\nSET XACT_ABORT ON;\nDECLARE @now DATETIME2(3) = SYSUTCDATETIME();\n"
+// It declares @now, the batch's one "now", and @stamp, @now as Trace
+// stamps it.
+const batchPrefix = "SET NOCOUNT ON;\nSET XACT_ABORT ON;\nDECLARE @now DATETIME2(3) = SYSUTCDATETIME();\n" +
+	"DECLARE @stamp NVARCHAR(23) = " + stampNow + ";\n"
+
+// stampNow is T-SQL for @now as "2006-01-02 15:04:05.000", milliseconds
+// always three digits (NULL when @now is NULL). CONVERT style 121 would do
+// on SQL Server, but Babelfish drops trailing zeros of the fraction
+// ("15:04:05.1").
+const stampNow = "CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3)"
+
+// stamp is stampNow for the DATETIME2 expression expr.
+func stamp(expr string) string {
+	return strings.ReplaceAll(stampNow, "@now", expr)
+}
 
 // traceLine is T-SQL for one Trace line, "2006-01-02 15:04:05.000 STATUS
-// text" and a line feed, stamped with @now (which batchPrefix declares).
+// text" and a line feed, stamped with @stamp (which batchPrefix declares).
 // status and text are T-SQL expressions.
 func traceLine(status, text string) string {
-	return "CONVERT(NVARCHAR(23), @now, 121) + N' ' + " + status + " + N' ' + " + text + " + NCHAR(10)"
+	return "@stamp + N' ' + " + status + " + N' ' + " + text + " + NCHAR(10)"
 }
 
 // appendTrace is T-SQL for the Trace column with traceLine appended.

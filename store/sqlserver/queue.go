@@ -17,6 +17,16 @@ import (
 // when the database runs read-committed snapshot (the Azure SQL default).
 const pickHints = "WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)"
 
+// staged is T-SQL for column col of the row of the staging table variable
+// table (keyed by ID) that belongs to the updated message m: the UPDATEs
+// that take their values from a staging table read them through such
+// correlated subqueries rather than a join, because Babelfish cannot
+// combine OUTPUT with a SET that reads a joined table. On SQL Server each
+// is a seek on the table variable's primary key.
+func staged(table, col string) string {
+	return "(SELECT s." + col + " FROM " + table + " AS s WHERE s.ID = m.ID)"
+}
+
 // batchLimit clamps a row limit to (0, maxBatch]; 0 or less takes def.
 func batchLimit(n, def int) int64 {
 	if n <= 0 {
@@ -29,7 +39,9 @@ func batchLimit(n, def int) int64 {
 // ScheduledTime order and changed in one UPDATE: EXPIRED when ValidUntil
 // passed, else QUEUED on their own channel if it exists, else QUEUED on
 // channels[ID % len(channels)] if unassigned, else NOCHANNEL. The result is
-// one row per changed message: ID, new Status, ChannelID.
+// one row per changed message: ID, new Status, ChannelID. The channel's
+// existence is an EXISTS in the SET expressions, not a join: Babelfish
+// cannot combine OUTPUT with a SET that reads a joined table.
 func buildRoute(channels []int64, limit int64) (string, []any) {
 	var a args
 	roundRobin := "CAST(NULL AS INT)"
@@ -43,12 +55,13 @@ func buildRoute(channels []int64, limit int64) (string, []any) {
 		roundRobin = b.String()
 	}
 	const expired = "(m.ValidUntil IS NOT NULL AND m.ValidUntil <= @now)"
-	queued := "((m.ChannelID IS NULL AND " + roundRobin + " IS NOT NULL) OR (m.ChannelID IS NOT NULL AND c.ID IS NOT NULL))"
+	const channelExists = "EXISTS (SELECT 1 FROM hermod.Channels AS c WHERE c.ID = m.ChannelID)"
+	queued := "((m.ChannelID IS NULL AND " + roundRobin + " IS NOT NULL) OR (m.ChannelID IS NOT NULL AND " + channelExists + "))"
 	newChannel := "CASE WHEN m.ChannelID IS NULL AND NOT " + expired + " THEN " + roundRobin + " ELSE m.ChannelID END"
 	newStatus := "CASE WHEN " + expired + " THEN N'EXPIRED' WHEN " + queued + " THEN N'QUEUED' ELSE N'NOCHANNEL' END"
 	noChannelWhy := "CASE WHEN m.ChannelID IS NULL THEN N'no enabled channel can send it'" +
 		" ELSE N'channel ' + CONVERT(NVARCHAR(20), m.ChannelID) + N' does not exist' END"
-	validUntil := "CONVERT(NVARCHAR(23), m.ValidUntil, 121)"
+	validUntil := stamp("m.ValidUntil")
 	details := "CASE WHEN " + expired + " THEN N'ValidUntil ' + " + validUntil + " + N' passed before the message was routed'" +
 		" WHEN " + queued + " THEN NULL ELSE " + noChannelWhy + " END"
 	traceText := "CASE WHEN " + expired + " THEN N'ValidUntil ' + " + validUntil + " + N' passed before routing'" +
@@ -65,7 +78,6 @@ UPDATE m SET
 	Trace = ` + appendTrace("m", newStatus, traceText) + `
 OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @routed (ID, Status, ChannelID)
 FROM hermod.Messages AS m
-LEFT JOIN hermod.Channels AS c ON c.ID = m.ChannelID
 WHERE m.ID IN (SELECT TOP (` + a.add(limit) + `) q.ID FROM hermod.Messages AS q ` + pickHints + `
 		WHERE q.Status = N'SCHEDULED' AND q.Direction = N'OUT'
 		  AND (q.ScheduledTime IS NULL OR q.ScheduledTime <= @now)
@@ -147,8 +159,12 @@ func scanChanges(rows *sql.Rows, list []store.Change) ([]store.Change, error) {
 }
 
 // nextChanges moves rows to its next result set, if there is one, and
-// appends its changes to list (scanChanges).
+// appends its changes to list (scanChanges). The rest of the current
+// result set is read first: on Babelfish, NextResultSet called before
+// Next has returned false loses the next result set.
 func nextChanges(rows *sql.Rows, list []store.Change) ([]store.Change, error) {
+	for rows.Next() {
+	}
 	if !rows.NextResultSet() {
 		return list, rows.Err()
 	}
@@ -235,6 +251,8 @@ const reportTableSQL = `DECLARE @r TABLE (Ord BIGINT NOT NULL PRIMARY KEY, Chann
 	Reference NVARCHAR(100) NOT NULL, Status NVARCHAR(16) NOT NULL, ErrorCode NVARCHAR(64) NULL,
 	DoneTime DATETIME2(3) NULL, MessageID BIGINT NULL, PartNumber INT NULL);
 DECLARE @settled TABLE (ID BIGINT NOT NULL, Status NVARCHAR(16) NOT NULL, ChannelID INT NULL);
+DECLARE @t TABLE (ID BIGINT NOT NULL PRIMARY KEY, Delivered INT NOT NULL, NotDelivered INT NOT NULL,
+	LastDone DATETIME2(3) NULL, BadPart INT NOT NULL, BadError NVARCHAR(64) NOT NULL);
 `
 
 // settledSQL returns the messages applyReportsSQL settled, as the batch's
@@ -258,34 +276,39 @@ UPDATE p SET Status = r.Status, ErrorCode = r.ErrorCode, DeliveredTime = COALESC
 FROM hermod.MessageParts AS p
 JOIN @r AS r ON r.MessageID = p.MessageID AND r.PartNumber = p.PartNumber
 WHERE r.Ord = (SELECT MAX(r2.Ord) FROM @r AS r2 WHERE r2.MessageID = r.MessageID AND r2.PartNumber = r.PartNumber);
+INSERT INTO @t (ID, Delivered, NotDelivered, LastDone, BadPart, BadError)
+SELECT p.MessageID,
+	SUM(CASE WHEN p.Status = N'DELIVERED' THEN 1 ELSE 0 END),
+	SUM(CASE WHEN p.Status = N'NOTDELIVERED' THEN 1 ELSE 0 END),
+	MAX(p.DeliveredTime),
+	MIN(CASE WHEN p.Status = N'NOTDELIVERED' THEN p.PartNumber ELSE 2147483647 END),
+	MAX(CASE WHEN p.Status = N'NOTDELIVERED' THEN COALESCE(p.ErrorCode, N'') ELSE N'' END)
+FROM hermod.MessageParts AS p
+WHERE p.MessageID IN (SELECT r.MessageID FROM @r AS r WHERE r.MessageID IS NOT NULL)
+GROUP BY p.MessageID;
 UPDATE m SET
 	Status = ` + reportStatus + `,
 	TriggerStatus = N'',
-	DeliveredTime = CASE WHEN t.NotDelivered > 0 THEN m.DeliveredTime ELSE t.LastDone END,
-	ErrorCode = CASE WHEN t.NotDelivered > 0 THEN NULLIF(t.BadError, N'') ELSE NULL END,
-	StatusDetails = CASE WHEN t.NotDelivered > 0 THEN ` + notDeliveredWhy + ` ELSE NULL END,
+	DeliveredTime = CASE WHEN ` + notDelivered + ` THEN m.DeliveredTime ELSE ` + staged("@t", "LastDone") + ` END,
+	ErrorCode = CASE WHEN ` + notDelivered + ` THEN NULLIF(` + staged("@t", "BadError") + `, N'') ELSE NULL END,
+	StatusDetails = CASE WHEN ` + notDelivered + ` THEN ` + notDeliveredWhy + ` ELSE NULL END,
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", reportStatus, "CASE WHEN t.NotDelivered > 0 THEN "+notDeliveredWhy+
+	Trace = ` + appendTrace("m", reportStatus, "CASE WHEN "+notDelivered+" THEN "+notDeliveredWhy+
 	" WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END") + `
 OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @settled (ID, Status, ChannelID)
 FROM hermod.Messages AS m
-JOIN (SELECT p.MessageID,
-		SUM(CASE WHEN p.Status = N'DELIVERED' THEN 1 ELSE 0 END) AS Delivered,
-		SUM(CASE WHEN p.Status = N'NOTDELIVERED' THEN 1 ELSE 0 END) AS NotDelivered,
-		MAX(p.DeliveredTime) AS LastDone,
-		MIN(CASE WHEN p.Status = N'NOTDELIVERED' THEN p.PartNumber ELSE 2147483647 END) AS BadPart,
-		MAX(CASE WHEN p.Status = N'NOTDELIVERED' THEN COALESCE(p.ErrorCode, N'') ELSE N'' END) AS BadError
-	FROM hermod.MessageParts AS p
-	WHERE p.MessageID IN (SELECT r.MessageID FROM @r AS r WHERE r.MessageID IS NOT NULL)
-	GROUP BY p.MessageID) AS t ON t.MessageID = m.ID
 WHERE m.Status IN (N'SENT', N'NOREPORT')
-  AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts));
+  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = m.ID
+	AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts)));
 `
 
-const (
-	reportStatus    = "CASE WHEN t.NotDelivered > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END"
-	notDeliveredWhy = "N'part ' + CONVERT(NVARCHAR(20), t.BadPart) + N' not delivered'" +
-		" + CASE WHEN t.BadError = N'' THEN N'' ELSE N' (error ' + t.BadError + N')' END"
+// The settling UPDATE reads the per-message part counts of @t through
+// correlated subqueries (staged), not a join: see staged.
+var (
+	notDelivered    = staged("@t", "NotDelivered") + " > 0"
+	reportStatus    = "CASE WHEN " + notDelivered + " THEN N'NOTDELIVERED' ELSE N'DELIVERED' END"
+	notDeliveredWhy = "N'part ' + CONVERT(NVARCHAR(20), " + staged("@t", "BadPart") + ") + N' not delivered'" +
+		" + CASE WHEN " + staged("@t", "BadError") + " = N'' THEN N'' ELSE N' (error ' + " + staged("@t", "BadError") + " + N')' END"
 )
 
 // buildMarkSent builds the batch for one chunk of MessageMarkSent: the
@@ -320,7 +343,7 @@ DECLARE @done TABLE (ID BIGINT NOT NULL PRIMARY KEY, ChannelID INT NULL);
 		if ref == "" {
 			ref = list[0].Reference
 		}
-		note := p.Note
+		note := store.OneLine(p.Note)
 		if note == "" {
 			note = "accepted by the provider"
 		}
@@ -360,19 +383,19 @@ UPDATE m SET
 	Status = N'SENT',
 	TriggerStatus = N'',
 	SentTime = @now,
-	Reference = v.Reference,
-	TotalParts = v.TotalParts,
+	Reference = ` + staged("@v", "Reference") + `,
+	TotalParts = ` + staged("@v", "TotalParts") + `,
 	LeaseOwner = NULL,
 	LeaseExpires = NULL,
 	NextAttemptTime = NULL,
 	ErrorCode = NULL,
 	StatusDetails = NULL,
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'SENT'", "v.Note") + `
+	Trace = ` + appendTrace("m", "N'SENT'", staged("@v", "Note")) + `
 OUTPUT inserted.ID, inserted.ChannelID INTO @done (ID, ChannelID)
 FROM hermod.Messages AS m
-JOIN @v AS v ON v.ID = m.ID
-WHERE m.Status = N'SENDING' AND m.LeaseOwner = v.Owner;
+WHERE m.Status = N'SENDING'
+  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = m.ID AND v.Owner = m.LeaseOwner);
 DELETE p FROM hermod.MessageParts AS p JOIN @done AS d ON d.ID = p.MessageID;
 INSERT INTO hermod.MessageParts (MessageID, PartNumber, ChannelID, Reference, Status, SentTime)
 SELECT x.MessageID, x.PartNumber, d.ChannelID, x.Reference, N'SENT', COALESCE(x.SentTime, @now)
@@ -484,29 +507,32 @@ func buildMarkRetry(ps []store.RetryParams) (string, []any) {
 	var b strings.Builder
 	b.WriteString(batchPrefix)
 	b.WriteString(`DECLARE @done TABLE (ID BIGINT NOT NULL);
-UPDATE m SET
-	Status = N'QUEUED',
-	NextAttemptTime = ` + addDuration("@now", "v.DelaySeconds", "v.DelayMillis") + `,
-	LeaseOwner = NULL,
-	LeaseExpires = NULL,
-	ErrorCode = LEFT(v.ErrorCode, 64),
-	StatusDetails = LEFT(v.Error, 1000),
-	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'QUEUED'", "N'retry after ' + v.Delay + N': ' + COALESCE(v.Error, N'temporary error')") + `
-OUTPUT inserted.ID INTO @done (ID)
-FROM hermod.Messages AS m
-JOIN (VALUES
+DECLARE @v TABLE (ID BIGINT NOT NULL PRIMARY KEY, Owner NVARCHAR(128) NOT NULL, DelaySeconds INT NOT NULL,
+	DelayMillis INT NOT NULL, Delay NVARCHAR(64) NOT NULL, ErrorCode NVARCHAR(MAX) NULL, Error NVARCHAR(MAX) NULL);
+INSERT INTO @v (ID, Owner, DelaySeconds, DelayMillis, Delay, ErrorCode, Error) VALUES
 `)
 	for i, p := range ps {
 		if i > 0 {
 			b.WriteString(",\n")
 		}
 		secs, millis := durationArgs(p.Delay)
-		fmt.Fprintf(&b, "\t(%s, %s, CAST(%s AS INT), CAST(%s AS INT), %s, CAST(%s AS NVARCHAR(MAX)), CAST(%s AS NVARCHAR(MAX)))",
-			a.add(p.ID), a.add(p.Owner), a.add(secs), a.add(millis), a.add(p.Delay.String()), a.add(nstr(p.ErrorCode)), a.add(nstr(p.Error)))
+		fmt.Fprintf(&b, "\t(%s, %s, %s, %s, %s, %s, %s)",
+			a.add(p.ID), a.add(p.Owner), a.add(secs), a.add(millis), a.add(p.Delay.String()), a.add(nstr(p.ErrorCode)), a.add(nstr(store.OneLine(p.Error))))
 	}
-	b.WriteString(`) AS v (ID, Owner, DelaySeconds, DelayMillis, Delay, ErrorCode, Error) ON v.ID = m.ID
-WHERE m.Status = N'SENDING' AND m.LeaseOwner = v.Owner;
+	b.WriteString(`;
+UPDATE m SET
+	Status = N'QUEUED',
+	NextAttemptTime = ` + addDuration("@now", staged("@v", "DelaySeconds"), staged("@v", "DelayMillis")) + `,
+	LeaseOwner = NULL,
+	LeaseExpires = NULL,
+	ErrorCode = LEFT(` + staged("@v", "ErrorCode") + `, 64),
+	StatusDetails = LEFT(` + staged("@v", "Error") + `, 1000),
+	LastUpdate = @now,
+	Trace = ` + appendTrace("m", "N'QUEUED'", "N'retry after ' + "+staged("@v", "Delay")+" + N': ' + COALESCE("+staged("@v", "Error")+", N'temporary error')") + `
+OUTPUT inserted.ID INTO @done (ID)
+FROM hermod.Messages AS m
+WHERE m.Status = N'SENDING'
+  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = m.ID AND v.Owner = m.LeaseOwner);
 SELECT COUNT(*) FROM @done;
 `)
 	return b.String(), a.vals
@@ -527,29 +553,31 @@ func buildMarkFailed(ps []store.FailParams) (string, []any) {
 	var b strings.Builder
 	b.WriteString(batchPrefix)
 	b.WriteString(`DECLARE @done TABLE (ID BIGINT NOT NULL);
+DECLARE @v TABLE (ID BIGINT NOT NULL PRIMARY KEY, Owner NVARCHAR(128) NOT NULL,
+	ErrorCode NVARCHAR(MAX) NULL, Error NVARCHAR(MAX) NULL);
+INSERT INTO @v (ID, Owner, ErrorCode, Error) VALUES
+`)
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, "\t(%s, %s, %s, %s)", a.add(p.ID), a.add(p.Owner), a.add(nstr(p.ErrorCode)), a.add(nstr(store.OneLine(p.Error))))
+	}
+	b.WriteString(`;
 UPDATE m SET
 	Status = N'FAILED',
 	TriggerStatus = N'',
 	LeaseOwner = NULL,
 	LeaseExpires = NULL,
 	NextAttemptTime = NULL,
-	ErrorCode = LEFT(v.ErrorCode, 64),
-	StatusDetails = LEFT(v.Error, 1000),
+	ErrorCode = LEFT(` + staged("@v", "ErrorCode") + `, 64),
+	StatusDetails = LEFT(` + staged("@v", "Error") + `, 1000),
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'FAILED'", "COALESCE(v.Error, N'failed')") + `
+	Trace = ` + appendTrace("m", "N'FAILED'", "COALESCE("+staged("@v", "Error")+", N'failed')") + `
 OUTPUT inserted.ID INTO @done (ID)
 FROM hermod.Messages AS m
-JOIN (VALUES
-`)
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteString(",\n")
-		}
-		fmt.Fprintf(&b, "\t(%s, %s, CAST(%s AS NVARCHAR(MAX)), CAST(%s AS NVARCHAR(MAX)))",
-			a.add(p.ID), a.add(p.Owner), a.add(nstr(p.ErrorCode)), a.add(nstr(p.Error)))
-	}
-	b.WriteString(`) AS v (ID, Owner, ErrorCode, Error) ON v.ID = m.ID
-WHERE m.Status = N'SENDING' AND m.LeaseOwner = v.Owner;
+WHERE m.Status = N'SENDING'
+  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = m.ID AND v.Owner = m.LeaseOwner);
 SELECT COUNT(*) FROM @done;
 `)
 	return b.String(), a.vals
@@ -658,7 +686,7 @@ UPDATE m SET
 	StatusDetails = N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired; the message may have been sent',
 	LastUpdate = @now,
 	Trace = ` + appendTrace("m", "N'QUEUED'", "N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired at ' + "+
-	"COALESCE(CONVERT(NVARCHAR(23), m.LeaseExpires, 121), N'?') + N'; the message may have been sent already (at-least-once)'") + `
+	"COALESCE("+stamp("m.LeaseExpires")+", N'?') + N'; the message may have been sent already (at-least-once)'") + `
 OUTPUT inserted.ID, inserted.ChannelID INTO @done (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q ` + pickHints + `
@@ -708,9 +736,9 @@ WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `
 UPDATE m SET
 	Status = N'EXPIRED',
 	TriggerStatus = N'',
-	StatusDetails = N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before the message was sent',
+	StatusDetails = N'ValidUntil ' + ` + stamp("m.ValidUntil") + ` + N' passed before the message was sent',
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'EXPIRED'", "N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before sending'") + `
+	Trace = ` + appendTrace("m", "N'EXPIRED'", "N'ValidUntil ' + "+stamp("m.ValidUntil")+" + N' passed before sending'") + `
 OUTPUT inserted.ID, inserted.ChannelID INTO @expired (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `

@@ -50,7 +50,71 @@ type Store struct {
 	connector driver.Connector
 	db        *sql.DB
 	redacted  string // the URL without its password, for messages
+	server    Server
 }
+
+// Server describes the T-SQL engine a Store talks to, read at connect time.
+// The store's T-SQL is one dialect for all of them; where only SQL Server
+// can do something well, the store chooses the SQL Server path or a
+// fallback from this.
+type Server struct {
+	// Babelfish is true on Babelfish for PostgreSQL (SERVERPROPERTY
+	// ('babelfish') = 1): READPAST waits instead of skipping, and
+	// partition SWITCH, WAITFOR and output parameters of EXEC in a
+	// parameterised batch do not exist.
+	Babelfish bool
+	// Version is @@VERSION's first line, e.g. "Microsoft SQL Server 2022
+	// (RTM) - 16.0.1000.6 (X64)".
+	Version string
+	// ProductVersion is SERVERPROPERTY('ProductVersion'), e.g. 16.0.1000.6.
+	ProductVersion string
+	// EngineEdition is SERVERPROPERTY('EngineEdition'): 5 is Azure SQL
+	// Database, 8 Azure SQL Managed Instance; 0 when unknown.
+	EngineEdition int
+}
+
+// Azure reports Azure SQL Database or Managed Instance.
+func (v Server) Azure() bool { return v.EngineEdition == 5 || v.EngineEdition == 8 }
+
+func (v Server) String() string {
+	switch {
+	case v.Babelfish:
+		return "Babelfish (" + v.Version + ")"
+	case v.EngineEdition == 5:
+		return "Azure SQL Database " + v.ProductVersion
+	case v.EngineEdition == 8:
+		return "Azure SQL Managed Instance " + v.ProductVersion
+	}
+	return v.Version
+}
+
+// detectServer reads what the server is.
+func detectServer(ctx context.Context, db *sql.DB) (Server, error) {
+	var (
+		v         Server
+		babelfish sql.NullInt64
+		edition   sql.NullInt64
+		product   sql.NullString
+	)
+	err := db.QueryRowContext(ctx, `SELECT @@VERSION, CAST(SERVERPROPERTY('babelfish') AS INT),
+	CAST(SERVERPROPERTY('ProductVersion') AS NVARCHAR(128)), CAST(SERVERPROPERTY('EngineEdition') AS INT);`).Scan(&v.Version, &babelfish, &product, &edition)
+	if err != nil {
+		return v, mapError(err, "read the server's version")
+	}
+	v.Babelfish = babelfish.Int64 == 1 || strings.Contains(v.Version, "Babelfish")
+	if i := strings.IndexAny(v.Version, "\r\n"); i >= 0 && !v.Babelfish {
+		v.Version = strings.TrimSpace(v.Version[:i])
+	} else if v.Babelfish {
+		// "Babelfish for PostgreSQL ... PostgreSQL 16.4 on ... (Babelfish 4.3.0)": keep the last line.
+		lines := strings.Split(strings.TrimSpace(v.Version), "\n")
+		v.Version = strings.TrimSpace(lines[len(lines)-1])
+	}
+	v.ProductVersion, v.EngineEdition = product.String, int(edition.Int64)
+	return v, nil
+}
+
+// Server describes the engine the store is connected to.
+func (s *Store) Server() Server { return s.server }
 
 var (
 	_ store.Store    = (*Store)(nil)
@@ -90,6 +154,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 
 	s := &Store{logger: logger, connector: connector, db: db, redacted: cfg.redacted}
+	if s.server, err = detectServer(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to SQL Server %s: %w", cfg.redacted, err)
+	}
+	logger.Debug("connected to the database", "server", s.server.String())
 	if !opts.NoMigrate {
 		if err := s.MigrateUp(ctx); err != nil {
 			db.Close()

@@ -166,10 +166,12 @@ func TestLastByID(t *testing.T) {
 func TestTraceLine(t *testing.T) {
 	t.Parallel()
 
-	// CONVERT(NVARCHAR(23), @now, 121) of a DATETIME2(3) is
-	// "2006-01-02 15:04:05.000": the contract's Trace format.
+	// @stamp, which batchPrefix declares, is "2006-01-02 15:04:05.000":
+	// the contract's Trace format (checked live by the conformance suite).
 	line := traceLine("N'QUEUED'", "N'routed'")
-	require.Equal(t, "CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'QUEUED' + N' ' + N'routed' + NCHAR(10)", line)
+	require.Equal(t, "@stamp + N' ' + N'QUEUED' + N' ' + N'routed' + NCHAR(10)", line)
+	require.Contains(t, batchPrefix, "DECLARE @stamp NVARCHAR(23) = "+stampNow)
+	require.Equal(t, "CONVERT(NVARCHAR(19), m.X, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, m.X)), 3)", stamp("m.X"))
 	require.Equal(t, "m.Trace + "+line, appendTrace("m", "N'QUEUED'", "N'routed'"))
 }
 

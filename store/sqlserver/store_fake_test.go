@@ -1,6 +1,7 @@
 package sqlserver
 
 import (
+	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"strings"
@@ -350,6 +351,6 @@ func TestAPIKeyRevokeArguments(t *testing.T) {
 	require.ErrorIs(t, s.APIKeyRevoke(t.Context(), "crm"), store.ErrNotFound)
 	require.ErrorIs(t, s.APIKeyRevoke(t.Context(), "17"), store.ErrNotFound)
 	calls, _ := srv.snapshot()
-	require.Equal(t, []any{"crm", nil}, calls[0].args, "a name that is no number is not tried as an ID")
+	require.Equal(t, []any{"crm", sql.NullInt64{}}, calls[0].args, "a name that is no number is not tried as an ID")
 	require.Equal(t, []any{"17", int64(17)}, calls[1].args, "the name first, then the ID")
 }

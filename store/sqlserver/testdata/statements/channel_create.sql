@@ -5,6 +5,7 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @ids TABLE (ID INT NOT NULL);
 INSERT INTO hermod.Channels (Name, Type, Settings, Enabled, Node, CreatedTime, LastUpdate)
 OUTPUT inserted.ID INTO @ids (ID)

@@ -5,6 +5,7 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @done TABLE (ID INT NOT NULL);
 UPDATE c SET Type = @p2, Settings = @p3, Enabled = @p4, Node = @p5, LastUpdate = @now
 OUTPUT inserted.ID INTO @done (ID)

@@ -5,6 +5,7 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @claimed TABLE (ID BIGINT NOT NULL PRIMARY KEY);
 UPDATE m SET
 	Status = N'SENDING',
@@ -12,7 +13,7 @@ UPDATE m SET
 	LeaseOwner = @p1,
 	LeaseExpires = DATEADD(MILLISECOND, @p3, DATEADD(SECOND, @p2, @now)),
 	LastUpdate = @now,
-	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'SENDING' + N' ' + N'claimed by ' + @p1 + N', attempt ' + CONVERT(NVARCHAR(20), m.Attempts + 1) + NCHAR(10)
+	Trace = m.Trace + @stamp + N' ' + N'SENDING' + N' ' + N'claimed by ' + @p1 + N', attempt ' + CONVERT(NVARCHAR(20), m.Attempts + 1) + NCHAR(10)
 OUTPUT inserted.ID INTO @claimed (ID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p5) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)

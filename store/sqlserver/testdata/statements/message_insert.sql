@@ -5,6 +5,7 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @v TABLE (Ord INT NOT NULL PRIMARY KEY, ToAddress NVARCHAR(64) NULL, FromAddress NVARCHAR(64) NULL, FromTON INT NULL, FromNPI INT NULL, Body NVARCHAR(MAX) NULL, DataCoding INT NULL, ChannelID INT NULL, Priority INT NULL, ScheduledTime DATETIME2(3) NULL, ValidUntil DATETIME2(3) NULL, RequestDeliveryReport BIT NULL, BatchID NVARCHAR(100) NULL, CampaignID NVARCHAR(100) NULL, ClientReference NVARCHAR(100) NULL, CustomField1 NVARCHAR(1000) NULL, CustomField2 NVARCHAR(1000) NULL, StatusCallback NVARCHAR(1000) NULL, StatusCallbackMask INT NULL, ExistingID BIGINT NULL);
 DECLARE @ids TABLE (ID BIGINT NOT NULL);
 INSERT INTO @v (Ord, ToAddress, FromAddress, FromTON, FromNPI, Body, DataCoding, ChannelID, Priority, ScheduledTime, ValidUntil, RequestDeliveryReport, BatchID, CampaignID, ClientReference, CustomField1, CustomField2, StatusCallback, StatusCallbackMask) VALUES
@@ -15,7 +16,7 @@ FROM @v AS v JOIN hermod.Messages AS m ON m.ClientReference = v.ClientReference
 WHERE v.ClientReference IS NOT NULL;
 INSERT INTO hermod.Messages (ToAddress, FromAddress, FromTON, FromNPI, Body, DataCoding, ChannelID, Priority, ScheduledTime, ValidUntil, RequestDeliveryReport, BatchID, CampaignID, ClientReference, CustomField1, CustomField2, StatusCallback, StatusCallbackMask, CreatedTime, LastUpdate, Trace)
 OUTPUT inserted.ID INTO @ids (ID)
-SELECT v.ToAddress, v.FromAddress, v.FromTON, v.FromNPI, v.Body, v.DataCoding, v.ChannelID, v.Priority, v.ScheduledTime, v.ValidUntil, v.RequestDeliveryReport, v.BatchID, v.CampaignID, v.ClientReference, v.CustomField1, v.CustomField2, v.StatusCallback, v.StatusCallbackMask, @now, @now, CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'SCHEDULED' + N' ' + N'created' + NCHAR(10)
+SELECT v.ToAddress, v.FromAddress, v.FromTON, v.FromNPI, v.Body, v.DataCoding, v.ChannelID, v.Priority, v.ScheduledTime, v.ValidUntil, v.RequestDeliveryReport, v.BatchID, v.CampaignID, v.ClientReference, v.CustomField1, v.CustomField2, v.StatusCallback, v.StatusCallbackMask, @now, @now, @stamp + N' ' + N'SCHEDULED' + N' ' + N'created' + NCHAR(10)
 FROM @v AS v
 WHERE v.ExistingID IS NULL
   AND NOT EXISTS (SELECT 1 FROM @v AS d WHERE d.ClientReference = v.ClientReference AND d.Ord < v.Ord)

@@ -5,21 +5,25 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @done TABLE (ID BIGINT NOT NULL);
+DECLARE @v TABLE (ID BIGINT NOT NULL PRIMARY KEY, Owner NVARCHAR(128) NOT NULL,
+	ErrorCode NVARCHAR(MAX) NULL, Error NVARCHAR(MAX) NULL);
+INSERT INTO @v (ID, Owner, ErrorCode, Error) VALUES
+	(@p1, @p2, @p3, @p4),
+	(@p5, @p6, @p7, @p8);
 UPDATE m SET
 	Status = N'FAILED',
 	TriggerStatus = N'',
 	LeaseOwner = NULL,
 	LeaseExpires = NULL,
 	NextAttemptTime = NULL,
-	ErrorCode = LEFT(v.ErrorCode, 64),
-	StatusDetails = LEFT(v.Error, 1000),
+	ErrorCode = LEFT((SELECT s.ErrorCode FROM @v AS s WHERE s.ID = m.ID), 64),
+	StatusDetails = LEFT((SELECT s.Error FROM @v AS s WHERE s.ID = m.ID), 1000),
 	LastUpdate = @now,
-	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'FAILED' + N' ' + COALESCE(v.Error, N'failed') + NCHAR(10)
+	Trace = m.Trace + @stamp + N' ' + N'FAILED' + N' ' + COALESCE((SELECT s.Error FROM @v AS s WHERE s.ID = m.ID), N'failed') + NCHAR(10)
 OUTPUT inserted.ID INTO @done (ID)
 FROM hermod.Messages AS m
-JOIN (VALUES
-	(@p1, @p2, CAST(@p3 AS NVARCHAR(MAX)), CAST(@p4 AS NVARCHAR(MAX))),
-	(@p5, @p6, CAST(@p7 AS NVARCHAR(MAX)), CAST(@p8 AS NVARCHAR(MAX)))) AS v (ID, Owner, ErrorCode, Error) ON v.ID = m.ID
-WHERE m.Status = N'SENDING' AND m.LeaseOwner = v.Owner;
+WHERE m.Status = N'SENDING'
+  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = m.ID AND v.Owner = m.LeaseOwner);
 SELECT COUNT(*) FROM @done;

@@ -5,20 +5,24 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @done TABLE (ID BIGINT NOT NULL);
+DECLARE @v TABLE (ID BIGINT NOT NULL PRIMARY KEY, Owner NVARCHAR(128) NOT NULL, DelaySeconds INT NOT NULL,
+	DelayMillis INT NOT NULL, Delay NVARCHAR(64) NOT NULL, ErrorCode NVARCHAR(MAX) NULL, Error NVARCHAR(MAX) NULL);
+INSERT INTO @v (ID, Owner, DelaySeconds, DelayMillis, Delay, ErrorCode, Error) VALUES
+	(@p1, @p2, @p3, @p4, @p5, @p6, @p7),
+	(@p8, @p9, @p10, @p11, @p12, @p13, @p14);
 UPDATE m SET
 	Status = N'QUEUED',
-	NextAttemptTime = DATEADD(MILLISECOND, v.DelayMillis, DATEADD(SECOND, v.DelaySeconds, @now)),
+	NextAttemptTime = DATEADD(MILLISECOND, (SELECT s.DelayMillis FROM @v AS s WHERE s.ID = m.ID), DATEADD(SECOND, (SELECT s.DelaySeconds FROM @v AS s WHERE s.ID = m.ID), @now)),
 	LeaseOwner = NULL,
 	LeaseExpires = NULL,
-	ErrorCode = LEFT(v.ErrorCode, 64),
-	StatusDetails = LEFT(v.Error, 1000),
+	ErrorCode = LEFT((SELECT s.ErrorCode FROM @v AS s WHERE s.ID = m.ID), 64),
+	StatusDetails = LEFT((SELECT s.Error FROM @v AS s WHERE s.ID = m.ID), 1000),
 	LastUpdate = @now,
-	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'QUEUED' + N' ' + N'retry after ' + v.Delay + N': ' + COALESCE(v.Error, N'temporary error') + NCHAR(10)
+	Trace = m.Trace + @stamp + N' ' + N'QUEUED' + N' ' + N'retry after ' + (SELECT s.Delay FROM @v AS s WHERE s.ID = m.ID) + N': ' + COALESCE((SELECT s.Error FROM @v AS s WHERE s.ID = m.ID), N'temporary error') + NCHAR(10)
 OUTPUT inserted.ID INTO @done (ID)
 FROM hermod.Messages AS m
-JOIN (VALUES
-	(@p1, @p2, CAST(@p3 AS INT), CAST(@p4 AS INT), @p5, CAST(@p6 AS NVARCHAR(MAX)), CAST(@p7 AS NVARCHAR(MAX))),
-	(@p8, @p9, CAST(@p10 AS INT), CAST(@p11 AS INT), @p12, CAST(@p13 AS NVARCHAR(MAX)), CAST(@p14 AS NVARCHAR(MAX)))) AS v (ID, Owner, DelaySeconds, DelayMillis, Delay, ErrorCode, Error) ON v.ID = m.ID
-WHERE m.Status = N'SENDING' AND m.LeaseOwner = v.Owner;
+WHERE m.Status = N'SENDING'
+  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = m.ID AND v.Owner = m.LeaseOwner);
 SELECT COUNT(*) FROM @done;

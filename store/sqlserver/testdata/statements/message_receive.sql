@@ -5,13 +5,14 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @ids TABLE (ID BIGINT NOT NULL);
 INSERT INTO hermod.Messages (Direction, Status, ChannelID, FromAddress, FromTON, FromNPI, ToAddress, Body,
 	DataCoding, Reference, TotalParts, RequestDeliveryReport, ReceivedTime, CreatedTime, LastUpdate, Trace)
 OUTPUT inserted.ID INTO @ids (ID)
 SELECT N'IN', N'RECEIVED', v.ChannelID, v.FromAddress, v.FromTON, v.FromNPI, v.ToAddress, v.Body,
 	v.DataCoding, v.Reference, v.TotalParts, 0, COALESCE(v.ReceivedTime, @now), @now, @now,
-	CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'RECEIVED' + N' ' + N'on channel ' + COALESCE(CONVERT(NVARCHAR(20), v.ChannelID), N'?') + NCHAR(10)
+	@stamp + N' ' + N'RECEIVED' + N' ' + N'on channel ' + COALESCE(CONVERT(NVARCHAR(20), v.ChannelID), N'?') + NCHAR(10)
 FROM (VALUES
 (0, CAST(@p1 AS INT), CAST(@p2 AS NVARCHAR(64)), @p3, @p4, @p5, CAST(@p6 AS NVARCHAR(MAX)), @p7, CAST(@p8 AS NVARCHAR(100)), @p9, CAST(@p10 AS DATETIME2(3))),
 (1, CAST(@p11 AS INT), CAST(@p12 AS NVARCHAR(64)), @p13, @p14, @p15, CAST(@p16 AS NVARCHAR(MAX)), @p17, CAST(@p18 AS NVARCHAR(100)), @p19, CAST(@p20 AS DATETIME2(3)))) AS v (Ord, ChannelID, FromAddress, FromTON, FromNPI, ToAddress, Body, DataCoding, Reference, TotalParts, ReceivedTime)

@@ -5,10 +5,13 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @r TABLE (Ord BIGINT NOT NULL PRIMARY KEY, ChannelID INT NOT NULL,
 	Reference NVARCHAR(100) NOT NULL, Status NVARCHAR(16) NOT NULL, ErrorCode NVARCHAR(64) NULL,
 	DoneTime DATETIME2(3) NULL, MessageID BIGINT NULL, PartNumber INT NULL);
 DECLARE @settled TABLE (ID BIGINT NOT NULL, Status NVARCHAR(16) NOT NULL, ChannelID INT NULL);
+DECLARE @t TABLE (ID BIGINT NOT NULL PRIMARY KEY, Delivered INT NOT NULL, NotDelivered INT NOT NULL,
+	LastDone DATETIME2(3) NULL, BadPart INT NOT NULL, BadError NVARCHAR(64) NOT NULL);
 INSERT INTO @r (Ord, ChannelID, Reference, Status, ErrorCode, DoneTime) VALUES
 (0, @p1, @p2, @p3, LEFT(CAST(@p4 AS NVARCHAR(MAX)), 64), @p5),
 (1, @p6, @p7, @p8, LEFT(CAST(@p9 AS NVARCHAR(MAX)), 64), @p10);
@@ -23,27 +26,29 @@ UPDATE p SET Status = r.Status, ErrorCode = r.ErrorCode, DeliveredTime = COALESC
 FROM hermod.MessageParts AS p
 JOIN @r AS r ON r.MessageID = p.MessageID AND r.PartNumber = p.PartNumber
 WHERE r.Ord = (SELECT MAX(r2.Ord) FROM @r AS r2 WHERE r2.MessageID = r.MessageID AND r2.PartNumber = r.PartNumber);
+INSERT INTO @t (ID, Delivered, NotDelivered, LastDone, BadPart, BadError)
+SELECT p.MessageID,
+	SUM(CASE WHEN p.Status = N'DELIVERED' THEN 1 ELSE 0 END),
+	SUM(CASE WHEN p.Status = N'NOTDELIVERED' THEN 1 ELSE 0 END),
+	MAX(p.DeliveredTime),
+	MIN(CASE WHEN p.Status = N'NOTDELIVERED' THEN p.PartNumber ELSE 2147483647 END),
+	MAX(CASE WHEN p.Status = N'NOTDELIVERED' THEN COALESCE(p.ErrorCode, N'') ELSE N'' END)
+FROM hermod.MessageParts AS p
+WHERE p.MessageID IN (SELECT r.MessageID FROM @r AS r WHERE r.MessageID IS NOT NULL)
+GROUP BY p.MessageID;
 UPDATE m SET
-	Status = CASE WHEN t.NotDelivered > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END,
+	Status = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END,
 	TriggerStatus = N'',
-	DeliveredTime = CASE WHEN t.NotDelivered > 0 THEN m.DeliveredTime ELSE t.LastDone END,
-	ErrorCode = CASE WHEN t.NotDelivered > 0 THEN NULLIF(t.BadError, N'') ELSE NULL END,
-	StatusDetails = CASE WHEN t.NotDelivered > 0 THEN N'part ' + CONVERT(NVARCHAR(20), t.BadPart) + N' not delivered' + CASE WHEN t.BadError = N'' THEN N'' ELSE N' (error ' + t.BadError + N')' END ELSE NULL END,
+	DeliveredTime = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN m.DeliveredTime ELSE (SELECT s.LastDone FROM @t AS s WHERE s.ID = m.ID) END,
+	ErrorCode = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN NULLIF((SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID), N'') ELSE NULL END,
+	StatusDetails = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = m.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) + N')' END ELSE NULL END,
 	LastUpdate = @now,
-	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + CASE WHEN t.NotDelivered > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN t.NotDelivered > 0 THEN N'part ' + CONVERT(NVARCHAR(20), t.BadPart) + N' not delivered' + CASE WHEN t.BadError = N'' THEN N'' ELSE N' (error ' + t.BadError + N')' END WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
+	Trace = m.Trace + @stamp + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = m.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) + N')' END WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
 OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @settled (ID, Status, ChannelID)
 FROM hermod.Messages AS m
-JOIN (SELECT p.MessageID,
-		SUM(CASE WHEN p.Status = N'DELIVERED' THEN 1 ELSE 0 END) AS Delivered,
-		SUM(CASE WHEN p.Status = N'NOTDELIVERED' THEN 1 ELSE 0 END) AS NotDelivered,
-		MAX(p.DeliveredTime) AS LastDone,
-		MIN(CASE WHEN p.Status = N'NOTDELIVERED' THEN p.PartNumber ELSE 2147483647 END) AS BadPart,
-		MAX(CASE WHEN p.Status = N'NOTDELIVERED' THEN COALESCE(p.ErrorCode, N'') ELSE N'' END) AS BadError
-	FROM hermod.MessageParts AS p
-	WHERE p.MessageID IN (SELECT r.MessageID FROM @r AS r WHERE r.MessageID IS NOT NULL)
-	GROUP BY p.MessageID) AS t ON t.MessageID = m.ID
 WHERE m.Status IN (N'SENT', N'NOREPORT')
-  AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts));
+  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = m.ID
+	AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts)));
 INSERT INTO hermod.PendingReports (ChannelID, Reference, Status, ErrorCode, DoneTime, ReceivedTime)
 SELECT r.ChannelID, r.Reference, r.Status, r.ErrorCode, COALESCE(r.DoneTime, @now), @now
 FROM @r AS r

@@ -5,6 +5,7 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @done TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 UPDATE m SET
 	Status = N'QUEUED',
@@ -12,7 +13,7 @@ UPDATE m SET
 	LeaseExpires = NULL,
 	StatusDetails = N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired; the message may have been sent',
 	LastUpdate = @now,
-	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'QUEUED' + N' ' + N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired at ' + COALESCE(CONVERT(NVARCHAR(23), m.LeaseExpires, 121), N'?') + N'; the message may have been sent already (at-least-once)' + NCHAR(10)
+	Trace = m.Trace + @stamp + N' ' + N'QUEUED' + N' ' + N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired at ' + COALESCE(CONVERT(NVARCHAR(19), m.LeaseExpires, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, m.LeaseExpires)), 3), N'?') + N'; the message may have been sent already (at-least-once)' + NCHAR(10)
 OUTPUT inserted.ID, inserted.ChannelID INTO @done (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)

@@ -5,10 +5,11 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @done TABLE (ID BIGINT NOT NULL);
 UPDATE m SET Status = N'SCHEDULED', NextAttemptTime = NULL, LeaseOwner = NULL, LeaseExpires = NULL,
 	StatusDetails = NULL, LastUpdate = @now,
-	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' SCHEDULED resend requested (was ' + m.Status + N')' + NCHAR(10)
+	Trace = m.Trace + @stamp + N' SCHEDULED resend requested (was ' + m.Status + N')' + NCHAR(10)
 OUTPUT inserted.ID INTO @done (ID)
 FROM hermod.Messages AS m
 WHERE m.ID = @p1 AND m.Direction = N'OUT'

@@ -5,6 +5,7 @@
 SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
+DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @noreport TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @expired TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @deleted TABLE (ID BIGINT NOT NULL);
@@ -13,7 +14,7 @@ UPDATE m SET
 	TriggerStatus = N'',
 	StatusDetails = N'no delivery report within ' + @p1,
 	LastUpdate = @now,
-	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'NOREPORT' + N' ' + N'no delivery report within ' + @p1 + NCHAR(10)
+	Trace = m.Trace + @stamp + N' ' + N'NOREPORT' + N' ' + N'no delivery report within ' + @p1 + NCHAR(10)
 OUTPUT inserted.ID, inserted.ChannelID INTO @noreport (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
@@ -24,9 +25,9 @@ WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, RE
 UPDATE m SET
 	Status = N'EXPIRED',
 	TriggerStatus = N'',
-	StatusDetails = N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before the message was sent',
+	StatusDetails = N'ValidUntil ' + CONVERT(NVARCHAR(19), m.ValidUntil, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, m.ValidUntil)), 3) + N' passed before the message was sent',
 	LastUpdate = @now,
-	Trace = m.Trace + CONVERT(NVARCHAR(23), @now, 121) + N' ' + N'EXPIRED' + N' ' + N'ValidUntil ' + CONVERT(NVARCHAR(23), m.ValidUntil, 121) + N' passed before sending' + NCHAR(10)
+	Trace = m.Trace + @stamp + N' ' + N'EXPIRED' + N' ' + N'ValidUntil ' + CONVERT(NVARCHAR(19), m.ValidUntil, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, m.ValidUntil)), 3) + N' passed before sending' + NCHAR(10)
 OUTPUT inserted.ID, inserted.ChannelID INTO @expired (ID, ChannelID)
 FROM hermod.Messages AS m
 WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
