@@ -4,6 +4,7 @@
 // the SQL Server backend (the migrations under sql/sqlserver, the repeatable
 // scripts under procedures/sqlserver, and the statements the store sends,
 // exported by store/sqlserver's tests to store/sqlserver/testdata/statements)
+// and every SQL Server example of the documentation (internal/docblocks)
 // is parsed here with github.com/bytebase/tsql-parser, an ANTLR grammar of
 // T-SQL that understands GO batch separators. A syntax error fails the test
 // with the file, line and column. The same pass rejects the constructs the
@@ -29,6 +30,8 @@ import (
 	"github.com/antlr4-go/antlr/v4"
 	tsqlparser "github.com/bytebase/tsql-parser"
 	"github.com/stretchr/testify/require"
+
+	"github.com/hermod-sms/hermod/internal/docblocks"
 )
 
 // sqlDirs are the folders whose .sql files are checked, relative to this
@@ -197,6 +200,40 @@ func TestSQLServerFilesParse(t *testing.T) {
 
 			if portErrs := portabilityErrors(tokens); len(portErrs) > 0 {
 				t.Fatalf("non-portable T-SQL:\n%s", describe(file, portErrs))
+			}
+		})
+	}
+}
+
+// TestDocExamplesParse checks the SQL Server examples of the documentation
+// (README.md and docs/: the fenced blocks "sql sqlserver NAME", found by
+// internal/docblocks, the same extraction store/sqlserver's TestDocExamples
+// runs them with) like the files above, also those that Babelfish cannot run.
+func TestDocExamplesParse(t *testing.T) {
+	t.Parallel()
+
+	all, err := docblocks.Load("../..")
+	require.NoError(t, err)
+	blocks := docblocks.Select(all, docblocks.SQLServer)
+	require.NotEmpty(t, blocks, "no sqlserver example found in the documentation")
+	for _, b := range blocks {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+
+			errs, tokens := parse(b.SQL)
+			// Errors are reported at the documentation's lines.
+			for i := range errs {
+				errs[i].Line += b.Line - 1
+			}
+			if len(errs) > 0 {
+				t.Fatalf("T-SQL syntax errors in %s:\n%s", b, describe(b.File, errs))
+			}
+			require.NotEmpty(t, tokens, "%s holds no statement", b)
+			if portErrs := portabilityErrors(tokens); len(portErrs) > 0 {
+				for i := range portErrs {
+					portErrs[i].Line += b.Line - 1
+				}
+				t.Fatalf("non-portable T-SQL in %s:\n%s", b, describe(b.File, portErrs))
 			}
 		})
 	}
