@@ -52,6 +52,12 @@ type channelBase struct {
 	cfg store.Channel // the row it was started from
 	log *slog.Logger
 	loop
+
+	// storeBroken: a statement of the channel's store calls fails, and
+	// the channel's state shows it (storeFailed) instead of state.
+	storeBroken    atomic.Bool
+	statusMu       sync.Mutex
+	state, details string // the last state the channel and its runner published
 }
 
 func newChannelBase(s *supervisor, c *store.Channel) channelBase {
@@ -79,9 +85,48 @@ func (b *channelBase) startLoop(ctx context.Context, label string, run func(cont
 	return err
 }
 
-// setStatus publishes the channel's state on this node.
+// setStatus publishes the channel's state on this node. While a statement
+// of the channel's store calls fails, that error stays shown instead of a
+// state that is not an error: the state is published when the call works
+// again.
 func (b *channelBase) setStatus(state, details string) {
+	b.statusMu.Lock()
+	defer b.statusMu.Unlock()
+	b.state, b.details = state, details
+	if b.storeBroken.Load() && state != channelError && state != channelStopped {
+		return
+	}
+	b.publishStatus(state, details)
+}
+
+func (b *channelBase) publishStatus(state, details string) {
 	b.s.status.set(store.ChannelStatusParams{ID: b.cfg.ID, Node: b.e.node, Status: state, Details: truncate(details, 1000)})
+}
+
+// storeFailed shows err, a statement error (store.ErrStatement) of the
+// channel's store call op, as the channel's state "error": the channel
+// runs, but cannot claim (or store) its messages until someone fixes the
+// statement, the data or the schema.
+func (b *channelBase) storeFailed(op string, err error) {
+	b.statusMu.Lock()
+	defer b.statusMu.Unlock()
+	if b.storeBroken.Swap(true) {
+		return
+	}
+	b.publishStatus(channelError, op+" fails: "+err.Error())
+}
+
+// storeWorks ends what storeFailed showed: the channel's own state is
+// published again.
+func (b *channelBase) storeWorks() {
+	if !b.storeBroken.Load() {
+		return
+	}
+	b.statusMu.Lock()
+	defer b.statusMu.Unlock()
+	if b.storeBroken.Swap(false) {
+		b.publishStatus(b.state, b.details)
+	}
 }
 
 // publishStopped publishes the final state after Stop and tells the supervisor.
@@ -304,10 +349,15 @@ func (h *host) Receive(ctx context.Context, in []channels.Incoming) error {
 		}
 	}
 	var ids []int64
-	err := e.health.call(ctx, "MessageReceive", func(ctx context.Context) (err error) {
+	err := e.health.callFor(ctx, "MessageReceive", h.r.cfg.Name, func(ctx context.Context) (err error) {
 		ids, err = e.store.MessageReceive(ctx, rows)
 		return err
 	})
+	if errors.Is(err, store.ErrStatement) {
+		h.r.storeFailed("MessageReceive", err)
+	} else if err == nil {
+		h.r.storeWorks()
+	}
 	if err != nil {
 		return fmt.Errorf("engine: %d incoming messages on channel %s not stored (do not acknowledge them): %w", len(in), h.r.cfg.Name, err)
 	}
