@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/hermod-sms/hermod/store"
 	"github.com/hermod-sms/hermod/store/postgres"
+	"github.com/hermod-sms/hermod/store/storetest"
 )
 
 // exec runs DDL in the store's schema, as a DBA in psql would.
@@ -82,7 +82,7 @@ func TestStatementErrors(t *testing.T) {
 			ctx := testContext(t)
 			exec(t, s, tc.breakSQL)
 			err := tc.call(ctx, s)
-			requireStatement(t, err, tc.fix)
+			storetest.RequireStatement(t, err, tc.fix)
 			var pgErr *pgconn.PgError
 			require.ErrorAs(t, err, &pgErr, "the server's error stays reachable")
 			require.Equal(t, tc.code, pgErr.Code)
@@ -96,7 +96,7 @@ func TestStatementErrors(t *testing.T) {
 		exec(t, s, `ALTER TABLE Options ALTER COLUMN Value DROP NOT NULL`)
 		exec(t, s, `INSERT INTO Options (Name, Value) VALUES ('x', NULL)`)
 		_, err := s.OptionGet(ctx, "x")
-		requireStatement(t, err, store.FixData, "get option", "NULL")
+		storetest.RequireStatement(t, err, store.FixData, "get option", "NULL")
 	})
 
 	t.Run("recovers when fixed", func(t *testing.T) {
@@ -105,7 +105,7 @@ func TestStatementErrors(t *testing.T) {
 		ctx := testContext(t)
 		exec(t, s, `ALTER TABLE Channels RENAME COLUMN Settings TO Config`)
 		_, err := s.ChannelList(ctx)
-		requireStatement(t, err, store.FixSchema, "list channels", "settings")
+		storetest.RequireStatement(t, err, store.FixSchema, "list channels", "settings")
 		exec(t, s, `ALTER TABLE Channels RENAME COLUMN Config TO Settings`)
 		_, err = s.ChannelList(ctx)
 		require.NoError(t, err)
@@ -124,7 +124,7 @@ func TestOutageIsNoStatementError(t *testing.T) {
 		exec(t, s, `CREATE FUNCTION hangup() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$;
 			CREATE TRIGGER hangup BEFORE INSERT ON Options FOR EACH ROW EXECUTE FUNCTION hangup()`)
 		err := s.OptionSet(testContext(t), "x", "y")
-		requireOutage(t, err)
+		storetest.RequireOutage(t, err)
 		var pgErr *pgconn.PgError
 		require.ErrorAs(t, err, &pgErr)
 		require.Equal(t, "57P01", pgErr.Code)
@@ -138,27 +138,6 @@ func TestOutageIsNoStatementError(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, other.Close())
 		_, err = other.ChannelList(testContext(t))
-		requireOutage(t, err)
+		storetest.RequireOutage(t, err)
 	})
-}
-
-func requireStatement(t *testing.T, err error, fix string, contains ...string) {
-	t.Helper()
-	require.ErrorIs(t, err, store.ErrStatement)
-	for _, other := range []error{store.ErrInvalid, store.ErrConflict, store.ErrNotFound} {
-		require.NotErrorIs(t, err, other)
-	}
-	require.Contains(t, err.Error(), fix)
-	for _, c := range contains {
-		require.Contains(t, err.Error(), c)
-	}
-}
-
-func requireOutage(t *testing.T, err error) {
-	t.Helper()
-	require.Error(t, err)
-	t.Log(err)
-	for _, sentinel := range []error{store.ErrStatement, store.ErrInvalid, store.ErrConflict, store.ErrNotFound} {
-		require.False(t, errors.Is(err, sentinel), "%v is %v", err, sentinel)
-	}
 }

@@ -3,7 +3,6 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/hermod-sms/hermod/store"
 	hsqlite "github.com/hermod-sms/hermod/store/sqlite"
+	"github.com/hermod-sms/hermod/store/storetest"
 )
 
 // errorBundle is a migrated store with a second connection to its file, as
@@ -39,20 +39,6 @@ func (b *errorBundle) exec(t *testing.T, query string) {
 	require.NoError(t, err)
 }
 
-// requireStatement checks that err is a statement error, and no outage in
-// disguise of another store error, with the driver's error reachable.
-func requireStatement(t *testing.T, err error, fix string, contains ...string) {
-	t.Helper()
-	require.ErrorIs(t, err, store.ErrStatement)
-	for _, other := range []error{store.ErrInvalid, store.ErrConflict, store.ErrNotFound} {
-		require.NotErrorIs(t, err, other)
-	}
-	require.Contains(t, err.Error(), fix)
-	for _, c := range contains {
-		require.Contains(t, err.Error(), c)
-	}
-}
-
 func TestStatementErrors(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -69,7 +55,7 @@ func TestStatementErrors(t *testing.T) {
 
 		b.exec(t, `ALTER TABLE Messages RENAME COLUMN LeaseOwner TO LeaseHolder`)
 		_, err = b.store.MessageClaim(ctx, store.ClaimParams{ChannelID: ch.ID, Limit: 10, Owner: "n#1", Lease: time.Minute})
-		requireStatement(t, err, store.FixSchema, "claim messages", "LeaseOwner")
+		storetest.RequireStatement(t, err, store.FixSchema, "claim messages", "LeaseOwner")
 		var se *sqlite.Error
 		require.ErrorAs(t, err, &se, "the driver's error stays reachable")
 
@@ -84,7 +70,7 @@ func TestStatementErrors(t *testing.T) {
 		b := setupErrors(t)
 		b.exec(t, `DROP TABLE Options`)
 		_, err := b.store.OptionGet(ctx, "x")
-		requireStatement(t, err, store.FixSchema, "no such table")
+		storetest.RequireStatement(t, err, store.FixSchema, "no such table")
 	})
 
 	t.Run("a trigger that raises", func(t *testing.T) {
@@ -92,7 +78,7 @@ func TestStatementErrors(t *testing.T) {
 		b := setupErrors(t)
 		b.exec(t, `CREATE TRIGGER NoChannels BEFORE INSERT ON Channels BEGIN SELECT RAISE(ABORT, 'channels are frozen'); END`)
 		_, err := b.store.ChannelCreate(ctx, store.Channel{Name: "sim", Type: "simulator"})
-		requireStatement(t, err, store.FixRaised, "channels are frozen")
+		storetest.RequireStatement(t, err, store.FixRaised, "channels are frozen")
 	})
 
 	t.Run("a row that does not scan", func(t *testing.T) {
@@ -103,7 +89,7 @@ func TestStatementErrors(t *testing.T) {
 		// SQLite keeps a TEXT that is no number in an INTEGER column.
 		b.exec(t, `UPDATE Messages SET Attempts = 'many' WHERE ID = `+strconv.FormatInt(res[0].ID, 10))
 		_, err = b.store.MessageGet(ctx, res[0].ID)
-		requireStatement(t, err, store.FixData, "get message", "Scan error", "Attempts")
+		storetest.RequireStatement(t, err, store.FixData, "get message", "Scan error", "Attempts")
 	})
 }
 
@@ -114,8 +100,5 @@ func TestClosedStoreIsNoStatementError(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 	_, err = s.ChannelList(context.Background())
-	require.Error(t, err)
-	for _, sentinel := range []error{store.ErrStatement, store.ErrInvalid, store.ErrConflict, store.ErrNotFound} {
-		require.False(t, errors.Is(err, sentinel), "%v is %v", err, sentinel)
-	}
+	storetest.RequireOutage(t, err)
 }
