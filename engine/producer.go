@@ -138,7 +138,7 @@ func (p *producer) work(ctx context.Context) {
 			}
 			continue
 		}
-		p.r.storeWorks()
+		p.r.storeWorks("MessageClaim")
 		bo.reset()
 		if len(msgs) == 0 {
 			if !waitWake(ctx, p.stopping, poll.next(false), wake) {

@@ -53,10 +53,12 @@ type channelBase struct {
 	log *slog.Logger
 	loop
 
-	// storeBroken: a statement of the channel's store calls fails, and
-	// the channel's state shows it (storeFailed) instead of state.
-	storeBroken    atomic.Bool
+	// broken holds the channel's store calls whose statement fails; while
+	// there is one, the channel's state shows it (storeFailed) instead of
+	// state. nBroken is its size, read without the lock.
+	nBroken        atomic.Int32
 	statusMu       sync.Mutex
+	broken         map[string]bool
 	state, details string // the last state the channel and its runner published
 }
 
@@ -93,7 +95,7 @@ func (b *channelBase) setStatus(state, details string) {
 	b.statusMu.Lock()
 	defer b.statusMu.Unlock()
 	b.state, b.details = state, details
-	if b.storeBroken.Load() && state != channelError && state != channelStopped {
+	if len(b.broken) > 0 && state != channelError && state != channelStopped {
 		return
 	}
 	b.publishStatus(state, details)
@@ -110,21 +112,31 @@ func (b *channelBase) publishStatus(state, details string) {
 func (b *channelBase) storeFailed(op string, err error) {
 	b.statusMu.Lock()
 	defer b.statusMu.Unlock()
-	if b.storeBroken.Swap(true) {
+	if b.broken[op] {
 		return
 	}
+	if b.broken == nil {
+		b.broken = map[string]bool{}
+	}
+	b.broken[op] = true
+	b.nBroken.Store(int32(len(b.broken)))
 	b.publishStatus(channelError, op+" fails: "+err.Error())
 }
 
-// storeWorks ends what storeFailed showed: the channel's own state is
-// published again.
-func (b *channelBase) storeWorks() {
-	if !b.storeBroken.Load() {
+// storeWorks ends what storeFailed showed for op: once no call of the
+// channel fails, its own state is published again.
+func (b *channelBase) storeWorks(op string) {
+	if b.nBroken.Load() == 0 {
 		return
 	}
 	b.statusMu.Lock()
 	defer b.statusMu.Unlock()
-	if b.storeBroken.Swap(false) {
+	if !b.broken[op] {
+		return
+	}
+	delete(b.broken, op)
+	b.nBroken.Store(int32(len(b.broken)))
+	if len(b.broken) == 0 {
 		b.publishStatus(b.state, b.details)
 	}
 }
@@ -356,7 +368,7 @@ func (h *host) Receive(ctx context.Context, in []channels.Incoming) error {
 	if errors.Is(err, store.ErrStatement) {
 		h.r.storeFailed("MessageReceive", err)
 	} else if err == nil {
-		h.r.storeWorks()
+		h.r.storeWorks("MessageReceive")
 	}
 	if err != nil {
 		return fmt.Errorf("engine: %d incoming messages on channel %s not stored (do not acknowledge them): %w", len(in), h.r.cfg.Name, err)
