@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,6 +101,31 @@ func TestHealth(t *testing.T) {
 	code, _, hdr := b.do(t, "GET", "/readyz", "", nil)
 	require.Equal(t, 503, code)
 	require.NotEmpty(t, hdr.Get("Retry-After"))
+}
+
+// A statement of the engine that fails leaves the node ready, degraded,
+// with the problem in the body.
+func TestReadyzDegraded(t *testing.T) {
+	t.Parallel()
+	var current atomic.Pointer[[]client.HealthProblem]
+	current.Store(&[]client.HealthProblem{})
+	b := setup(t, setupOpts{cfg: func(c *Config) {
+		c.Problems = func() []client.HealthProblem { return *current.Load() }
+	}})
+	code, body, _ := b.do(t, "GET", "/readyz", "", nil)
+	require.Equal(t, 200, code, "%s", body)
+	require.Equal(t, "ok", decode[client.Health](t, body).Status)
+
+	since := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	problems := []client.HealthProblem{{Operation: "MessageClaim", Channel: "sim", Kind: "statement",
+		Error: "postgres: claim messages: ERROR: no sending today (SQLSTATE P0001): fix it (statement failed)", Since: since, FailedCalls: 7}}
+	current.Store(&problems)
+	code, body, _ = b.do(t, "GET", "/readyz", "", nil)
+	require.Equal(t, 200, code, "%s", body)
+	h := decode[client.Health](t, body)
+	require.Equal(t, "degraded", h.Status)
+	require.Equal(t, problems, h.Problems)
+	require.Contains(t, string(body), `"Kind":"statement"`)
 }
 
 func TestEvents(t *testing.T) {

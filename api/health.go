@@ -17,7 +17,12 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) *problem 
 }
 
 // handleReadyz answers 200 when the database answers and its schema is at
-// the latest migration, 503 otherwise.
+// the latest migration, 503 otherwise. When a statement of the engine fails
+// on a database that answers (a broken trigger, a column changed by hand),
+// it still answers 200, with Status "degraded" and the failing operations
+// in Problems: this node still takes messages, and taking it out of a load
+// balancer would not help, since every node shares the database. Monitor
+// Status to learn of it.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) *problem {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
@@ -36,6 +41,11 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) *problem {
 			return unavailable(nil, fmt.Sprintf("the schema is marked dirty at version %d by a failed migration: fix it and run `hermod migrate up`", cur))
 		case cur != latest:
 			return unavailable(nil, fmt.Sprintf("the schema is at version %d, the latest is %d: run `hermod migrate up`", cur, latest))
+		}
+	}
+	if s.cfg.Problems != nil {
+		if h.Problems = s.cfg.Problems(); len(h.Problems) > 0 {
+			h.Status = "degraded"
 		}
 	}
 	writeJSON(w, http.StatusOK, h)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/store"
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	// Events, when set, is streamed by GET /api/v1/events together with
 	// the changes the API makes itself.
 	Events EventSource
+	// Problems, when set, returns the database operations of the engine
+	// that fail now, for /readyz (engine.Engine.Problems, converted).
+	Problems func() []client.HealthProblem
 	// Logger; nil: slog.Default(). API keys are never logged.
 	Logger *slog.Logger
 	// Version is reported by the Auron version endpoint.

@@ -24,12 +24,16 @@ import (
 )
 
 // backends runs f once per available backend: SQLite always, PostgreSQL
-// when HERMOD_TEST_POSTGRES is set.
+// when HERMOD_TEST_POSTGRES is set (a test fails without it when
+// HERMOD_REQUIRE_POSTGRES is set).
 func backends(t *testing.T, f func(t *testing.T, newStore func(t *testing.T) store.Store)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
 		f(t, newSQLite)
 	})
+	if os.Getenv("HERMOD_TEST_POSTGRES") == "" && os.Getenv("HERMOD_REQUIRE_POSTGRES") != "" {
+		t.Fatal("HERMOD_REQUIRE_POSTGRES is set but HERMOD_TEST_POSTGRES is not")
+	}
 	if os.Getenv("HERMOD_TEST_POSTGRES") != "" {
 		t.Run("postgres", func(t *testing.T) {
 			t.Parallel()

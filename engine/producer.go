@@ -125,16 +125,20 @@ func (p *producer) work(ctx context.Context) {
 		// node) no longer matches and cannot overwrite the newer attempt.
 		params.Owner = e.node + "#" + strconv.FormatUint(e.claims.Add(1), 36)
 		var msgs []*store.Message
-		err := e.health.call(ctx, "MessageClaim", func(ctx context.Context) (err error) {
+		err := e.health.callFor(ctx, "MessageClaim", p.r.cfg.Name, func(ctx context.Context) (err error) {
 			msgs, err = e.store.MessageClaim(ctx, params)
 			return err
 		})
 		if err != nil {
+			if errors.Is(err, store.ErrStatement) {
+				p.r.storeFailed("MessageClaim", err)
+			}
 			if !waitWake(ctx, p.stopping, bo.next()) {
 				return
 			}
 			continue
 		}
+		p.r.storeWorks("MessageClaim")
 		bo.reset()
 		if len(msgs) == 0 {
 			if !waitWake(ctx, p.stopping, poll.next(false), wake) {

@@ -52,6 +52,14 @@ type channelBase struct {
 	cfg store.Channel // the row it was started from
 	log *slog.Logger
 	loop
+
+	// broken holds the channel's store calls whose statement fails; while
+	// there is one, the channel's state shows it (storeFailed) instead of
+	// state. nBroken is its size, read without the lock.
+	nBroken        atomic.Int32
+	statusMu       sync.Mutex
+	broken         map[string]bool
+	state, details string // the last state the channel and its runner published
 }
 
 func newChannelBase(s *supervisor, c *store.Channel) channelBase {
@@ -79,9 +87,58 @@ func (b *channelBase) startLoop(ctx context.Context, label string, run func(cont
 	return err
 }
 
-// setStatus publishes the channel's state on this node.
+// setStatus publishes the channel's state on this node. While a statement
+// of the channel's store calls fails, that error stays shown instead of a
+// state that is not an error: the state is published when the call works
+// again.
 func (b *channelBase) setStatus(state, details string) {
+	b.statusMu.Lock()
+	defer b.statusMu.Unlock()
+	b.state, b.details = state, details
+	if len(b.broken) > 0 && state != channelError && state != channelStopped {
+		return
+	}
+	b.publishStatus(state, details)
+}
+
+func (b *channelBase) publishStatus(state, details string) {
 	b.s.status.set(store.ChannelStatusParams{ID: b.cfg.ID, Node: b.e.node, Status: state, Details: truncate(details, 1000)})
+}
+
+// storeFailed shows err, a statement error (store.ErrStatement) of the
+// channel's store call op, as the channel's state "error": the channel
+// runs, but cannot claim (or store) its messages until someone fixes the
+// statement, the data or the schema.
+func (b *channelBase) storeFailed(op string, err error) {
+	b.statusMu.Lock()
+	defer b.statusMu.Unlock()
+	if b.broken[op] {
+		return
+	}
+	if b.broken == nil {
+		b.broken = map[string]bool{}
+	}
+	b.broken[op] = true
+	b.nBroken.Store(int32(len(b.broken)))
+	b.publishStatus(channelError, op+" fails: "+err.Error())
+}
+
+// storeWorks ends what storeFailed showed for op: once no call of the
+// channel fails, its own state is published again.
+func (b *channelBase) storeWorks(op string) {
+	if b.nBroken.Load() == 0 {
+		return
+	}
+	b.statusMu.Lock()
+	defer b.statusMu.Unlock()
+	if !b.broken[op] {
+		return
+	}
+	delete(b.broken, op)
+	b.nBroken.Store(int32(len(b.broken)))
+	if len(b.broken) == 0 {
+		b.publishStatus(b.state, b.details)
+	}
 }
 
 // publishStopped publishes the final state after Stop and tells the supervisor.
@@ -304,10 +361,15 @@ func (h *host) Receive(ctx context.Context, in []channels.Incoming) error {
 		}
 	}
 	var ids []int64
-	err := e.health.call(ctx, "MessageReceive", func(ctx context.Context) (err error) {
+	err := e.health.callFor(ctx, "MessageReceive", h.r.cfg.Name, func(ctx context.Context) (err error) {
 		ids, err = e.store.MessageReceive(ctx, rows)
 		return err
 	})
+	if errors.Is(err, store.ErrStatement) {
+		h.r.storeFailed("MessageReceive", err)
+	} else if err == nil {
+		h.r.storeWorks("MessageReceive")
+	}
 	if err != nil {
 		return fmt.Errorf("engine: %d incoming messages on channel %s not stored (do not acknowledge them): %w", len(in), h.r.cfg.Name, err)
 	}

@@ -27,6 +27,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -83,6 +84,40 @@ var (
 	// ErrInvalid: the input breaks a rule of the schema (empty ToAddress, an
 	// unknown channel type). The wrapping error says which field and why.
 	ErrInvalid = errors.New("invalid")
+	// ErrStatement: a statement failed on a database that answered. The
+	// SQL, the data or the schema is wrong (a missing table or column, a
+	// syntax error, a value that does not convert, a trigger that raised
+	// an error, a feature the server lacks, a row that does not scan), so
+	// running it again fails the same way until someone fixes it. An error
+	// that is none of the store errors is an outage: the database did not
+	// answer (connection refused or reset, a timeout, a server shutting
+	// down, no resources). Wrap with Statement, which keeps the driver's
+	// error reachable with errors.As.
+	ErrStatement = errors.New("statement failed")
+)
+
+// Statement marks err, the error of a statement that failed on a database
+// that answered, as ErrStatement, and appends fix, how to repair it, when
+// it is not "". err should say what the store was doing.
+func Statement(err error, fix string) error {
+	if fix == "" {
+		return fmt.Errorf("%w (%w)", err, ErrStatement)
+	}
+	return fmt.Errorf("%w: %s (%w)", err, fix, ErrStatement)
+}
+
+// Fixes of statement errors that every backend can name.
+const (
+	// FixSchema: an object the store uses is missing or has changed.
+	FixSchema = "the database schema does not match this version of Hermod: run `hermod migrate status` and `hermod migrate up`, and undo changes made by hand to Hermod's tables, views and procedures"
+	// FixData: a value does not convert or breaks a rule.
+	FixData = "a row holds a value Hermod cannot read or write: compare the row with the column types of docs/schema.md and correct it"
+	// FixRaised: a trigger or procedure raised the error.
+	FixRaised = "a trigger or procedure in the database raised this error: fix or disable it"
+	// FixPermission: the database user lacks a privilege.
+	FixPermission = "the database user lacks a privilege on Hermod's objects: grant it the one the error names"
+	// FixServer: the statement uses something the server does not do.
+	FixServer = "the server does not accept a statement of Hermod's: report it as a bug, with the server's version and this error"
 )
 
 // Message is one row of Messages.

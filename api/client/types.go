@@ -247,11 +247,35 @@ type APIKeyList struct {
 
 // Health is the answer of GET /healthz and GET /readyz.
 type Health struct {
+	// Status is "ok", or "degraded" when /readyz lists Problems.
 	Status string `json:"Status"`
 	// Backend, SchemaVersion and LatestSchemaVersion are filled by /readyz.
 	Backend             string `json:"Backend,omitempty"`
 	SchemaVersion       uint   `json:"SchemaVersion,omitempty"`
 	LatestSchemaVersion uint   `json:"LatestSchemaVersion,omitempty"`
+	// Problems lists the database operations of this node's engine that
+	// fail now (/readyz).
+	Problems []HealthProblem `json:"Problems,omitempty"`
+}
+
+// HealthProblem is a database operation of the engine that fails now.
+type HealthProblem struct {
+	// Operation is the store call, such as "MessageClaim"; "" when the
+	// database does not answer at all.
+	Operation string `json:"Operation,omitempty"`
+	// Channel is the channel whose call fails; "" for the node's own
+	// services.
+	Channel string `json:"Channel,omitempty"`
+	// Kind is "statement" (the database answers, a statement fails: its
+	// SQL, the data or the schema is wrong) or "unavailable" (the
+	// database does not answer).
+	Kind string `json:"Kind"`
+	// Error is the last error, with the fix when it is known.
+	Error string `json:"Error"`
+	// Since is when the first call failed.
+	Since time.Time `json:"Since"`
+	// FailedCalls counts the calls that failed since then.
+	FailedCalls int `json:"FailedCalls"`
 }
 
 // Problem is an RFC 9457 problem details object: every error the API

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hermod-sms/hermod/api"
+	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/engine"
 	"github.com/hermod-sms/hermod/store"
 	"github.com/hermod-sms/hermod/store/open"
@@ -248,6 +249,7 @@ func (a *app) newAPIServer(s open.Store, eng *engine.Engine) (*api.Server, error
 		Store:          s,
 		Engine:         eng,
 		Events:         api.AdaptEvents(eng.Subscribe, func(e engine.Event) api.Event { return api.Event(e) }),
+		Problems:       func() []client.HealthProblem { return healthProblems(eng.Problems()) },
 		Logger:         a.logger,
 		Version:        versionString(),
 		RateLimit:      c.RateLimit,
@@ -352,3 +354,12 @@ func (a *app) announce(chs []*store.Channel, created string, o serveOptions, api
 // shutdownGrace is how long a service stop waits beyond the engine's
 // shutdown timeout before giving up.
 const shutdownGrace = 2 * time.Second
+
+// healthProblems converts the engine's problems for /readyz.
+func healthProblems(ps []engine.Problem) []client.HealthProblem {
+	out := make([]client.HealthProblem, len(ps))
+	for i, p := range ps {
+		out[i] = client.HealthProblem(p)
+	}
+	return out
+}

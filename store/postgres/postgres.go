@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -173,14 +174,18 @@ var constraintHelp = map[string]string{
 }
 
 // mapError turns constraint and data errors into store.ErrInvalid and
-// store.ErrConflict with a message naming the column or rule and the fix;
-// other errors are wrapped with what was being done.
+// store.ErrConflict with a message naming the column or rule and the fix,
+// marks the other errors of a statement as store.ErrStatement (see
+// statementFix), and wraps other errors, outages, with what was being done.
 func mapError(what string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
+		if isConversion(err) {
+			return store.Statement(fmt.Errorf("postgres: %s: %w", what, err), store.FixData)
+		}
 		return fmt.Errorf("postgres: %s: %w", what, err)
 	}
 	help := constraintHelp[strings.ToLower(pgErr.ConstraintName)]
@@ -201,10 +206,61 @@ func mapError(what string, err error) error {
 		return fmt.Errorf("postgres: %s: a value is too long (%s): shorten it to the column's size in docs/schema.md: %w", what, pgErr.Message, store.ErrInvalid)
 	case "23503": // foreign_key_violation (raised by SendMessage for an unknown channel)
 		return fmt.Errorf("postgres: %s: %s: %w", what, pgErr.Message, store.ErrInvalid)
-	case "42P01", "42883": // undefined_table, undefined_function
-		return fmt.Errorf("postgres: %s: %s: the schema %s is missing or not migrated: run the migrations (hermod migrate) or open the store without NoMigrate: %w", what, pgErr.Message, pgErr.SchemaName, err)
+	}
+	if fix, ok := statementFix(pgErr.Code); ok {
+		return store.Statement(fmt.Errorf("postgres: %s: %w", what, err), fix)
 	}
 	return fmt.Errorf("postgres: %s: %w", what, err)
+}
+
+// outageClasses are the SQLSTATE classes of a server that cannot serve
+// now, whatever the statement: connection exceptions (08), invalid
+// authorization and an unknown database (28, 3D: nothing works until the
+// URL or the server's configuration is fixed), transaction rollbacks such
+// as deadlocks (40), insufficient resources (53), objects locked by
+// others (55), operator intervention such as a shutdown or a statement
+// timeout (57) and system errors such as I/O (58).
+var outageClasses = []string{"08", "28", "3D", "40", "53", "55", "57", "58"}
+
+// statementFix reports whether a SQLSTATE is the error of a statement
+// rather than of the server or the connection, and how to fix it. Every
+// class that is not an outage class is: the server answered that this
+// statement fails (42 syntax error or undefined object, 22 data exception,
+// 23 integrity, 0A feature not supported, P0 raised by PL/pgSQL, XX an
+// internal error, most often a server bug that one statement triggers).
+// 25006, a write on a read-only server (a standby after a failover), is
+// an outage.
+func statementFix(code string) (fix string, ok bool) {
+	if len(code) != 5 || code == "25006" {
+		return "", false
+	}
+	class := code[:2]
+	for _, c := range outageClasses {
+		if class == c {
+			return "", false
+		}
+	}
+	switch {
+	case code == "42501": // insufficient_privilege
+		return store.FixPermission, true
+	case code == "42601": // syntax_error
+		return store.FixServer, true
+	case class == "42": // undefined table, column or function, wrong types
+		return store.FixSchema, true
+	case class == "22", class == "23":
+		return store.FixData, true
+	case class == "P0": // RAISE EXCEPTION in a trigger or function
+		return store.FixRaised, true
+	}
+	return store.FixServer, true
+}
+
+// isConversion reports pgx failing to convert a statement's arguments
+// (encoding a Go value) or results (scanning a column into a Go value):
+// the data or the code is wrong, not the connection.
+func isConversion(err error) bool {
+	var scanErr pgx.ScanArgError
+	return errors.As(err, &scanErr) || strings.Contains(err.Error(), "failed to encode args[")
 }
 
 // Helpers that turn Go zero values into NULL, as the store contract says.

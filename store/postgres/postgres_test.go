@@ -14,11 +14,15 @@ import (
 	"github.com/hermod-sms/hermod/store/postgres"
 )
 
-// testURL returns HERMOD_TEST_POSTGRES or skips the test.
+// testURL returns HERMOD_TEST_POSTGRES or skips the test (fails it when
+// HERMOD_REQUIRE_POSTGRES is set).
 func testURL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv("HERMOD_TEST_POSTGRES")
 	if url == "" {
+		if os.Getenv("HERMOD_REQUIRE_POSTGRES") != "" {
+			t.Fatal("HERMOD_REQUIRE_POSTGRES is set but HERMOD_TEST_POSTGRES is not")
+		}
 		t.Skip("HERMOD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
 	}
 	return url

@@ -17,6 +17,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/hermod-sms/hermod/store"
+	"github.com/hermod-sms/hermod/store/internal/dbsql"
 )
 
 // BusyTimeout is how long a write waits for the database lock held by
@@ -357,14 +358,18 @@ var constraintHelp = map[string]string{
 
 // mapError turns an SQLite constraint violation into store.ErrInvalid
 // (CHECK, NOT NULL) or store.ErrConflict (UNIQUE, PRIMARY KEY) with a
-// message naming the column and the fix, and wraps anything else with what
-// was being done.
+// message naming the column and the fix, marks the other errors of a
+// statement as store.ErrStatement (see statementFix), and wraps anything
+// else, an outage, with what was being done.
 func (s *Store) mapError(err error, doing string) error {
 	if err == nil {
 		return nil
 	}
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
+		if dbsql.IsConversion(err) {
+			return store.Statement(fmt.Errorf("%s: %w", doing, err), store.FixData)
+		}
 		return fmt.Errorf("%s: %w", doing, err)
 	}
 	msg := se.Error()
@@ -389,5 +394,31 @@ func (s *Store) mapError(err error, doing string) error {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_SNAPSHOT, sqlite3.SQLITE_LOCKED:
 		return fmt.Errorf("%s: the database %q stayed locked by another writer for more than %s: %w", doing, s.path, BusyTimeout, err)
 	}
+	if fix, ok := statementFix(se.Code()); ok {
+		return store.Statement(fmt.Errorf("%s: %w", doing, err), fix)
+	}
 	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// statementFix reports whether an SQLite result code is the error of a
+// statement (its SQL, data or schema) rather than of the database file or
+// its locks, and how to fix it. The outages are the rest: SQLITE_BUSY and
+// SQLITE_LOCKED (another writer), SQLITE_IOERR, SQLITE_FULL, SQLITE_NOMEM,
+// SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_CORRUPT and SQLITE_NOTADB (the
+// file, the disk or the memory), SQLITE_INTERRUPT (a cancelled call).
+func statementFix(code int) (fix string, ok bool) {
+	switch code & 0xff { // the primary result code
+	case sqlite3.SQLITE_ERROR: // no such table or column, a syntax error
+		return store.FixSchema, true
+	case sqlite3.SQLITE_CONSTRAINT:
+		if code == sqlite3.SQLITE_CONSTRAINT_TRIGGER { // RAISE(ABORT, ...) in a trigger
+			return store.FixRaised, true
+		}
+		return store.FixData, true
+	case sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_RANGE:
+		return store.FixData, true
+	case sqlite3.SQLITE_MISUSE:
+		return store.FixServer, true
+	}
+	return "", false
 }

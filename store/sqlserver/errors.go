@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	mssql "github.com/microsoft/go-mssqldb"
 
 	"github.com/hermod-sms/hermod/store"
+	"github.com/hermod-sms/hermod/store/internal/dbsql"
 )
 
 // SQL Server error numbers the store maps to store errors.
@@ -24,7 +26,46 @@ const (
 	errDeadlockVictim       = 1205
 	errLockTimeout          = 1222
 	errSnapshotUpdateFailed = 3960
+	errInvalidColumn        = 207   // invalid column name
+	errInvalidObject        = 208   // invalid object name
+	errNoProcedure          = 2812  // could not find stored procedure
+	errMultiPartIdentifier  = 4104  // the multi-part identifier could not be bound
+	errPermissionDenied     = 229   // the permission was denied on the object
+	errPermissionDeniedDB   = 262   // the permission was denied in the database
+	errUserRaised           = 50000 // RAISERROR or THROW with a message text
+	// babelfishNumbers: Babelfish numbers the PostgreSQL errors it does
+	// not translate from here (33557097, ...).
+	babelfishNumbers = 33_000_000
 )
+
+// outageNumbers are SQL Server errors of severity 16 or lower that mean the
+// server cannot serve now, whatever the statement: every other error of
+// severity 16 or lower is an error of the statement (see statementFix).
+// Severities 17 and above (no resources, fatal errors that end the
+// connection) are outages too.
+var outageNumbers = map[int32]string{
+	errDeadlockVictim: "deadlock victim",
+	errLockTimeout:    "lock request timeout",
+	// A login that fails, or whose default database cannot be opened,
+	// fails every statement until the URL or the server is fixed: the
+	// database is unreachable for this node, and /readyz says so.
+	18456: "login failed",
+	4060:  "cannot open the database of the login",
+	// The database moved or is not available for a moment: a failover,
+	// an availability group secondary, an Azure SQL reconfiguration.
+	976:   "database not accessible on an availability group secondary",
+	978:   "database readable only with read-intent on this replica",
+	983:   "availability replica not in a role that can serve",
+	3906:  "the database is read-only",
+	40613: "Azure SQL: database not currently available",
+	40197: "Azure SQL: the service failed to process the request",
+	40501: "Azure SQL: the service is busy",
+	10928: "Azure SQL: resource limit reached",
+	10929: "Azure SQL: minimum resources not guaranteed",
+	49918: "Azure SQL: not enough resources",
+	49919: "Azure SQL: too many create or update operations",
+	49920: "Azure SQL: too many operations",
+}
 
 var (
 	reColumn     = regexp.MustCompile(`column '([^']+)'`)
@@ -65,6 +106,9 @@ func mapError(err error, doing string) error {
 	}
 	var me mssql.Error
 	if !errors.As(err, &me) {
+		if dbsql.IsConversion(err) {
+			return store.Statement(fmt.Errorf("%s: %w", doing, err), store.FixData)
+		}
 		return fmt.Errorf("%s: %w", doing, err)
 	}
 	switch me.Number {
@@ -93,9 +137,58 @@ func mapError(err error, doing string) error {
 	case errProcConflict:
 		return fmt.Errorf("%s: %w (%w)", doing, store.ErrConflict, err)
 	case errSnapshotUpdateFailed:
-		return fmt.Errorf("%s: the transaction ran under SNAPSHOT isolation, which Hermod does not support: remove ALLOW_SNAPSHOT_ISOLATION defaults from the login or connection: %w", doing, err)
+		return store.Statement(fmt.Errorf("%s: %w", doing, err), "the transaction ran under SNAPSHOT isolation, which Hermod does not support: remove ALLOW_SNAPSHOT_ISOLATION defaults from the login or connection")
+	}
+	if fix, ok := statementFix(err, me); ok {
+		return store.Statement(fmt.Errorf("%s: %w", doing, err), fix)
 	}
 	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// statementFix reports whether me, the last error the server sent for err,
+// is the error of a statement rather than of the server or the connection,
+// and how to fix it. A statement error has a severity of 16 or lower (11
+// to 16 are "errors the user can correct") and is not in outageNumbers: a
+// syntax error (102, 156), an unknown column or object (207, 208, 4104), a
+// conversion (245, 8114), a constraint, an error raised by a trigger or
+// procedure (50000 and above), and the generic numbers Babelfish gives the
+// PostgreSQL errors it does not translate (33557097 for "missing
+// FROM-clause entry", ...). A fatal ServerError, which ends the
+// connection, is an outage whatever its number.
+func statementFix(err error, me mssql.Error) (fix string, ok bool) {
+	var fatal mssql.ServerError
+	if errors.As(err, &fatal) || me.Class > 16 {
+		return "", false
+	}
+	if _, outage := outageNumbers[me.Number]; outage {
+		return "", false
+	}
+	switch me.Number {
+	case errInvalidColumn, errInvalidObject, errNoProcedure, errMultiPartIdentifier:
+		return store.FixSchema, true
+	case errPermissionDenied, errPermissionDeniedDB:
+		return store.FixPermission, true
+	case 245, // conversion failed
+		8114, // error converting data type
+		8115, // arithmetic overflow
+		8134: // divide by zero
+		return store.FixData, true
+	}
+	if me.Number >= errUserRaised && me.Number < babelfishNumbers {
+		return store.FixRaised, true
+	}
+	if me.Number >= babelfishNumbers {
+		// PostgreSQL's message in words: the number says nothing.
+		switch msg := strings.ToLower(me.Message); {
+		case strings.Contains(msg, "does not exist"):
+			return store.FixSchema, true
+		case strings.Contains(msg, "invalid input syntax"), strings.Contains(msg, "out of range"):
+			return store.FixData, true
+		case strings.Contains(msg, "permission denied"):
+			return store.FixPermission, true
+		}
+	}
+	return store.FixServer, true
 }
 
 // explain names the constraint or index in a 2627/2601/547 message, with its

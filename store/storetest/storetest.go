@@ -239,3 +239,27 @@ func changes(status string, channelID int64, ids ...int64) []store.Change {
 }
 
 func intp(v int) *int { return &v }
+
+// RequireStatement checks that err is a statement error (store.ErrStatement)
+// and no other store error, and that its text holds fix and contains.
+func RequireStatement(t testing.TB, err error, fix string, contains ...string) {
+	t.Helper()
+	require.ErrorIs(t, err, store.ErrStatement)
+	for _, other := range []error{store.ErrInvalid, store.ErrConflict, store.ErrNotFound} {
+		require.NotErrorIs(t, err, other)
+	}
+	require.Contains(t, err.Error(), fix)
+	for _, c := range contains {
+		require.Contains(t, err.Error(), c)
+	}
+}
+
+// RequireOutage checks that err is an error and none of the store errors:
+// the database did not answer.
+func RequireOutage(t testing.TB, err error) {
+	t.Helper()
+	require.Error(t, err)
+	for _, sentinel := range []error{store.ErrStatement, store.ErrInvalid, store.ErrConflict, store.ErrNotFound} {
+		require.NotErrorIs(t, err, sentinel)
+	}
+}
