@@ -48,6 +48,10 @@ const (
 // Backends lists every backend in the order tests run them.
 var Backends = []string{SQLite, Postgres, SQLServer}
 
+// Servers lists the backends that are database servers, which several
+// processes (nodes of a cluster) share.
+var Servers = []string{Postgres, SQLServer}
+
 // DB is a database of one test.
 type DB struct {
 	// Backend is SQLite, Postgres or SQLServer.
@@ -84,7 +88,13 @@ func New(t testing.TB, backend string) DB {
 // were left out. f calls t.Parallel itself if it wants to.
 func Run(t *testing.T, f func(t *testing.T, backend string)) {
 	t.Helper()
-	for _, b := range Backends {
+	RunOn(t, Backends, f)
+}
+
+// RunOn is Run on the given backends only (e.g. Servers).
+func RunOn(t *testing.T, backends []string, f func(t *testing.T, backend string)) {
+	t.Helper()
+	for _, b := range backends {
 		t.Run(b, func(t *testing.T) {
 			Require(t, b)
 			f(t, b)
