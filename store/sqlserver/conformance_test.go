@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	mrand "math/rand/v2"
 	"net/url"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,8 +51,7 @@ func newTestStore(t *testing.T) *Store {
 	_, err = rand.Read(rnd[:])
 	require.NoError(t, err)
 	name := "hermod_t_" + hex.EncodeToString(rnd[:])
-	_, err = admin.ExecContext(ctx, "CREATE DATABASE "+name+";")
-	require.NoError(t, err, "create the test database (the login of HERMOD_TEST_SQLSERVER needs CREATE DATABASE)")
+	require.NoError(t, createDatabase(ctx, admin, name), "create the test database (the login of HERMOD_TEST_SQLSERVER needs CREATE DATABASE)")
 
 	u, err := url.Parse(serverURL)
 	require.NoError(t, err)
@@ -75,6 +77,25 @@ func newTestStore(t *testing.T) *Store {
 		}
 	})
 	return s
+}
+
+// createMu serialises CREATE DATABASE within the test binary: Babelfish
+// fails two at the same moment with "tuple concurrently updated".
+var createMu sync.Mutex
+
+// createDatabase creates database name, one at a time, and tries again
+// when a concurrent creation by another test binary got in the way.
+func createDatabase(ctx context.Context, admin *sql.DB, name string) error {
+	createMu.Lock()
+	defer createMu.Unlock()
+	var err error
+	for attempt := range 10 {
+		if _, err = admin.ExecContext(ctx, "CREATE DATABASE "+name+";"); err == nil || !strings.Contains(err.Error(), "concurrently updated") {
+			return err
+		}
+		time.Sleep(time.Duration(50+mrand.IntN(100*(attempt+1))) * time.Millisecond)
+	}
+	return err
 }
 
 func TestConformance(t *testing.T) {

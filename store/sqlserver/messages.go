@@ -125,10 +125,10 @@ func insertValues(m *store.NewMessage) []any {
 	}
 }
 
-// maskArg passes a StatusCallbackMask as INT, NULL when 0.
+// maskArg passes a StatusCallbackMask as INT, an INT NULL when 0.
 func maskArg(v int) any {
 	if v == 0 {
-		return nil
+		return nullInt
 	}
 	return int32(v)
 }

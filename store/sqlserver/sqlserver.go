@@ -248,30 +248,42 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// Every NULL parameter is typed. A Go nil goes out as TDS type 0x1F (an
+// untyped NULL): SQL Server guesses a type for it, Babelfish refuses it
+// ("Data type 0x1F is unknown"). A typed NULL keeps the parameter's type
+// stable, so SQL Server caches one plan for the statement whether the value
+// is NULL or not.
+var (
+	nullDateTime = mssql.NullDateTime{} // DATETIME2
+	nullString   = sql.NullString{}     // NVARCHAR
+	nullInt      = sql.NullInt32{}      // INT
+	nullBigInt   = sql.NullInt64{}      // BIGINT
+)
+
 // dt passes an instant as DATETIME2 (not DATETIMEOFFSET, what go-mssqldb
-// makes of a time.Time), in UTC; the zero time is NULL.
+// makes of a time.Time), in UTC; the zero time is a DATETIME2 NULL.
 func dt(t time.Time) any {
 	if t.IsZero() {
-		return nil
+		return nullDateTime
 	}
 	return civil.DateTimeOf(t.UTC())
 }
 
-// nstr passes a string as NVARCHAR; "" is NULL.
+// nstr passes a string as NVARCHAR; "" is an NVARCHAR NULL.
 func nstr(v string) any {
 	if v == "" {
-		return nil
+		return nullString
 	}
 	return v
 }
 
 // chanArg passes a channel ID as INT, the type of every ChannelID column
 // (go-mssqldb sends int32 as INT and int64 as BIGINT; a BIGINT parameter
-// against an INT column converts the column); 0 is NULL.
+// against an INT column converts the column); 0 is an INT NULL.
 func chanArg(v int64) any {
 	switch {
 	case v == 0:
-		return nil
+		return nullInt
 	case v >= math.MinInt32 && v <= math.MaxInt32:
 		return int32(v)
 	default:
@@ -279,10 +291,10 @@ func chanArg(v int64) any {
 	}
 }
 
-// intPtr passes an optional int; nil is NULL.
+// intPtr passes an optional int as BIGINT; nil is a BIGINT NULL.
 func intPtr(v *int) any {
 	if v == nil {
-		return nil
+		return nullBigInt
 	}
 	return int64(*v)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golang-sql/civil"
+	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hermod-sms/hermod/procedures"
@@ -90,18 +91,18 @@ func TestParseURL(t *testing.T) {
 func TestParams(t *testing.T) {
 	t.Parallel()
 
-	require.Nil(t, dt(time.Time{}))
+	require.Equal(t, mssql.NullDateTime{}, dt(time.Time{}), "typed NULLs: Babelfish refuses untyped ones")
 	at := time.Date(2024, 3, 1, 13, 14, 15, 123000000, time.FixedZone("CET", 3600))
 	got, ok := dt(at).(civil.DateTime)
 	require.True(t, ok, "instants go as DATETIME2 (civil.DateTime), not DATETIMEOFFSET")
 	require.Equal(t, civil.DateTime{Date: civil.Date{Year: 2024, Month: 3, Day: 1}, Time: civil.Time{Hour: 12, Minute: 14, Second: 15, Nanosecond: 123000000}}, got, "in UTC")
 
-	require.Nil(t, nstr(""))
+	require.Equal(t, sql.NullString{}, nstr(""))
 	require.Equal(t, "x", nstr("x"))
-	require.Nil(t, chanArg(0))
+	require.Equal(t, sql.NullInt32{}, chanArg(0))
 	require.Equal(t, int32(7), chanArg(7), "channel IDs go as INT")
 	require.Equal(t, int64(1)<<40, chanArg(1<<40))
-	require.Nil(t, intPtr(nil))
+	require.Equal(t, sql.NullInt64{}, intPtr(nil))
 	five := 5
 	require.Equal(t, int64(5), intPtr(&five))
 }
@@ -187,6 +188,9 @@ func requirePlaceholders(t *testing.T, q string, vals []any) {
 		require.True(t, used[strconv.Itoa(i)], "@p%d is not used:\n%s", i, q)
 	}
 	require.LessOrEqual(t, len(vals), 2100, "SQL Server takes at most 2,100 parameters")
+	for i, v := range vals {
+		require.NotNil(t, v, "@p%d is an untyped NULL (TDS type 0x1F, which Babelfish refuses): pass sql.NullString{}, sql.NullInt32{}, mssql.NullDateTime{} ...:\n%s", i+1, q)
+	}
 }
 
 func sqlNullTime(t time.Time, valid bool) sql.NullTime { return sql.NullTime{Time: t, Valid: valid} }
@@ -236,7 +240,7 @@ func TestBuildInsert(t *testing.T) {
 	require.Equal(t, false, vals[len(insertColumns)+10])
 	require.Equal(t, true, vals[10])
 	require.Equal(t, "r1", vals[13])
-	require.Nil(t, vals[len(insertColumns)+13], "no ClientReference is NULL")
+	require.Equal(t, sql.NullString{}, vals[len(insertColumns)+13], "no ClientReference is an NVARCHAR NULL")
 }
 
 func TestBuildRoute(t *testing.T) {
