@@ -205,6 +205,20 @@ func proxiedURL(t *testing.T, rawURL, addr string) (proxied, target string) {
 	return u.String(), target
 }
 
+func TestProxiedURL(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, proxied, target string }{
+		{"postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "postgres://postgres@127.0.0.1:7000/test?sslmode=disable", "127.0.0.1:5432"},
+		{"postgresql://u:p%40ss@db/test", "postgresql://u:p%40ss@127.0.0.1:7000/test", "db:5432"},
+		{"sqlserver://bf:12345678@127.0.0.1:1433?database=hermod_t_1&encrypt=disable", "sqlserver://bf:12345678@127.0.0.1:7000?database=hermod_t_1&encrypt=disable", "127.0.0.1:1433"},
+		{"sqlserver://sa:pw@db?database=sms", "sqlserver://sa:pw@127.0.0.1:7000?database=sms", "db:1433"},
+	} {
+		proxied, target := proxiedURL(t, c.in, "127.0.0.1:7000")
+		require.Equal(t, c.proxied, proxied, c.in)
+		require.Equal(t, c.target, target, c.in)
+	}
+}
+
 // TestDatabaseOutage is issue 2's outage acceptance test: the database
 // goes away from a running `hermod run` in the middle of 20,000 messages
 // (all its connections are cut and new ones refused, through a proxy, so

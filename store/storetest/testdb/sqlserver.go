@@ -3,6 +3,7 @@ package testdb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	mssql "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/azuread"
 )
 
 // ddlMu serialises CREATE and DROP DATABASE within the process: Babelfish
@@ -39,6 +41,11 @@ func NewSQLServer(t testing.TB) string {
 		t.Fatalf("testdb: create the SQL Server database %s (the login of %s needs CREATE DATABASE): %v", name, SQLServerEnv, err)
 	}
 	t.Cleanup(func() {
+		// SINGLE_USER ends the sessions a failed test left behind (SQL
+		// Server refuses to drop a database in use). Babelfish and Azure SQL
+		// Database have no such option (and Babelfish drops a database in
+		// use): its error is ignored.
+		_ = sqlServerDDL(serverURL, "ALTER DATABASE "+name+" SET SINGLE_USER WITH ROLLBACK IMMEDIATE")
 		if err := sqlServerDDL(serverURL, "DROP DATABASE IF EXISTS "+name); err != nil {
 			t.Errorf("testdb: drop the SQL Server database %s: %v", name, err)
 		}
@@ -46,12 +53,12 @@ func NewSQLServer(t testing.TB) string {
 	return dbURL
 }
 
-// sqlServerDDL runs stmt (CREATE or DROP DATABASE) on the server of
+// sqlServerDDL runs stmt (CREATE, ALTER or DROP DATABASE) on the server of
 // serverURL, one at a time in this process, and again after a jittered
 // pause while another process's CREATE or DROP DATABASE makes Babelfish
 // fail with "tuple concurrently updated".
 func sqlServerDDL(serverURL, stmt string) error {
-	connector, err := mssql.NewConnector(serverURL)
+	connector, err := sqlServerConnector(serverURL)
 	if err != nil {
 		return fmt.Errorf("%s: %w", SQLServerEnv, err)
 	}
@@ -87,4 +94,22 @@ func concurrentDDL(err error) bool {
 	}
 	msg := strings.ToLower(me.Message)
 	return strings.Contains(msg, "tuple concurrently updated") || strings.Contains(msg, "deadlock")
+}
+
+// sqlServerConnector connects with go-mssqldb, through its azuread
+// connector (Microsoft Entra ID authentication) for an azuresql:// URL, as
+// the store does.
+func sqlServerConnector(rawURL string) (driver.Connector, error) {
+	if rest, ok := cutPrefixFold(rawURL, "azuresql://"); ok {
+		return azuread.NewConnector("sqlserver://" + rest)
+	}
+	return mssql.NewConnector(rawURL)
+}
+
+// cutPrefixFold is strings.CutPrefix ignoring case.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
 }
