@@ -137,6 +137,7 @@ func TestNewSQLServer(t *testing.T) {
 		return n == 1
 	}
 	names := make([]string, 6)
+	var leftOpen *sql.Tx
 	t.Run("group", func(t *testing.T) {
 		for i := range names {
 			t.Run(fmt.Sprint(i), func(t *testing.T) {
@@ -150,6 +151,18 @@ func TestNewSQLServer(t *testing.T) {
 				require.NoError(t, conn.QueryRowContext(t.Context(), `SELECT DB_NAME()`).Scan(&names[i]))
 				require.True(t, strings.HasPrefix(names[i], "hermod_t_"), names[i])
 				require.True(t, exists(names[i]))
+				if i == 0 {
+					// A transaction left open holds locks that DROP
+					// DATABASE would wait for (longer than the test's
+					// timeout on Babelfish): the cleanup ends it.
+					_, err := conn.ExecContext(t.Context(), `CREATE TABLE dbo.T (ID INT PRIMARY KEY)`)
+					require.NoError(t, err)
+					tx, err := conn.BeginTx(context.Background(), nil)
+					require.NoError(t, err)
+					_, err = tx.Exec(`INSERT INTO dbo.T VALUES (1)`)
+					require.NoError(t, err)
+					leftOpen = tx
+				}
 			})
 		}
 	})
@@ -157,4 +170,6 @@ func TestNewSQLServer(t *testing.T) {
 		require.NotEmpty(t, n)
 		require.False(t, exists(n), "database %s dropped", n)
 	}
+	require.NotNil(t, leftOpen)
+	require.Error(t, leftOpen.Commit(), "the transaction left open was ended")
 }
