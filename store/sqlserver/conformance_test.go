@@ -2,100 +2,35 @@ package sqlserver
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	mrand "math/rand/v2"
-	"net/url"
-	"os"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/hermod-sms/hermod/procedures"
 	"github.com/hermod-sms/hermod/store"
 	"github.com/hermod-sms/hermod/store/storetest"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 // testServerURL returns HERMOD_TEST_SQLSERVER, a sqlserver:// URL of a login
 // that may create databases (e.g.
 // sqlserver://sa:Passw0rd!@127.0.0.1:1433?database=master), or skips the
-// test without it.
+// test without it (fails it when HERMOD_REQUIRE_SQLSERVER is set). Without
+// a server the T-SQL is still grammar-checked by sql/tsqlcheck.
 func testServerURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("HERMOD_TEST_SQLSERVER")
-	if u == "" {
-		t.Skip("HERMOD_TEST_SQLSERVER is not set: no SQL Server to test against (the T-SQL is still grammar-checked by sql/tsqlcheck)")
-	}
-	return u
+	return testdb.SQLServerURL(t)
 }
 
 // newTestStore creates a fresh database hermod_t_<random>, opens a migrated
 // store on it and drops the database when the test ends.
 func newTestStore(t *testing.T) *Store {
 	t.Helper()
-	serverURL := testServerURL(t)
-	ctx := context.Background()
-
-	cfg, err := parseURL(serverURL)
+	s, err := Open(context.Background(), testdb.NewSQLServer(t), Options{})
 	require.NoError(t, err)
-	connector, err := newConnector(cfg)
-	require.NoError(t, err)
-	admin := sql.OpenDB(connector)
-	t.Cleanup(func() { admin.Close() })
-
-	var rnd [6]byte
-	_, err = rand.Read(rnd[:])
-	require.NoError(t, err)
-	name := "hermod_t_" + hex.EncodeToString(rnd[:])
-	require.NoError(t, createDatabase(ctx, admin, name), "create the test database (the login of HERMOD_TEST_SQLSERVER needs CREATE DATABASE)")
-
-	u, err := url.Parse(serverURL)
-	require.NoError(t, err)
-	q := u.Query()
-	q.Del("initial catalog")
-	q.Set("database", name)
-	u.RawQuery = q.Encode()
-
-	s, err := Open(ctx, u.String(), Options{})
-	if err != nil {
-		_, _ = admin.ExecContext(ctx, "DROP DATABASE "+name+";")
-		require.NoError(t, err)
-	}
-	t.Cleanup(func() {
-		s.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		// SINGLE_USER ends sessions a failed test left behind; Azure SQL
-		// Database has no such option and needs none.
-		_, _ = admin.ExecContext(ctx, "ALTER DATABASE "+name+" SET SINGLE_USER WITH ROLLBACK IMMEDIATE;")
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE "+name+";"); err != nil {
-			t.Logf("drop test database %s: %v", name, err)
-		}
-	})
+	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// createMu serialises CREATE DATABASE within the test binary: Babelfish
-// fails two at the same moment with "tuple concurrently updated".
-var createMu sync.Mutex
-
-// createDatabase creates database name, one at a time, and tries again
-// when a concurrent creation by another test binary got in the way.
-func createDatabase(ctx context.Context, admin *sql.DB, name string) error {
-	createMu.Lock()
-	defer createMu.Unlock()
-	var err error
-	for attempt := range 10 {
-		if _, err = admin.ExecContext(ctx, "CREATE DATABASE "+name+";"); err == nil || !strings.Contains(err.Error(), "concurrently updated") {
-			return err
-		}
-		time.Sleep(time.Duration(50+mrand.IntN(100*(attempt+1))) * time.Millisecond)
-	}
-	return err
 }
 
 func TestConformance(t *testing.T) {
