@@ -12,57 +12,56 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hermod-sms/hermod/api/client"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 const oneMessage = `{"ToAddress":"+31612345678","Body":"hello"}`
 
 func TestAuthRefusesAndWritesNothing(t *testing.T) {
 	t.Parallel()
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t, setupOpts{postgres: backend == "postgres"})
-			revoked := b.key(t, "revoked", ScopeSend)
-			require.NoError(t, RevokeKey(context.Background(), b.store, "revoked"))
+	testdb.Run(t, func(t *testing.T, backend string) {
+		t.Parallel()
+		b := setup(t, setupOpts{backend: backend})
+		revoked := b.key(t, "revoked", ScopeSend)
+		require.NoError(t, RevokeKey(context.Background(), b.store, "revoked"))
 
-			cases := []struct {
-				name, key string
-				status    int
-			}{
-				{"no key", "", 401},
-				{"unknown key", "hmd_aaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 401},
-				{"revoked", revoked, 401},
-				{"read-only", b.reader, 403},
-			}
-			for _, tc := range cases {
-				code, body, hdr := b.do(t, "POST", "/api/v1/messages", tc.key, oneMessage)
-				require.Equal(t, tc.status, code, "%s: %s", tc.name, body)
-				require.Equal(t, "application/problem+json", hdr.Get("Content-Type"))
-				require.NotContains(t, string(body), revoked)
-			}
-			// The Auron and Kannel doors are locked the same way.
-			code, _, _ := b.do(t, "POST", "/any/messagedb/create", "", `{"message":[{"ToAddress":"+31612345678","Body":"x"}]}`, "Authorization", b.reader)
-			require.Equal(t, 403, code)
-			code, _, _ = b.do(t, "GET", "/cgi-bin/sendsms?username=revoked&password="+revoked+"&to=%2B31612345678&text=x", "", nil)
-			require.Equal(t, 403, code)
-			code, _, _ = b.do(t, "GET", "/cgi-bin/sendsms?username=other&password="+b.sender+"&to=%2B31612345678&text=x", "", nil)
-			require.Equal(t, 403, code, "the username must be the key's name")
-			require.Zero(t, b.count(t), "nothing is written without a valid send key")
+		cases := []struct {
+			name, key string
+			status    int
+		}{
+			{"no key", "", 401},
+			{"unknown key", "hmd_aaaaaaaa_bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 401},
+			{"revoked", revoked, 401},
+			{"read-only", b.reader, 403},
+		}
+		for _, tc := range cases {
+			code, body, hdr := b.do(t, "POST", "/api/v1/messages", tc.key, oneMessage)
+			require.Equal(t, tc.status, code, "%s: %s", tc.name, body)
+			require.Equal(t, "application/problem+json", hdr.Get("Content-Type"))
+			require.NotContains(t, string(body), revoked)
+		}
+		// The Auron and Kannel doors are locked the same way.
+		code, _, _ := b.do(t, "POST", "/any/messagedb/create", "", `{"message":[{"ToAddress":"+31612345678","Body":"x"}]}`, "Authorization", b.reader)
+		require.Equal(t, 403, code)
+		code, _, _ = b.do(t, "GET", "/cgi-bin/sendsms?username=revoked&password="+revoked+"&to=%2B31612345678&text=x", "", nil)
+		require.Equal(t, 403, code)
+		code, _, _ = b.do(t, "GET", "/cgi-bin/sendsms?username=other&password="+b.sender+"&to=%2B31612345678&text=x", "", nil)
+		require.Equal(t, 403, code, "the username must be the key's name")
+		require.Zero(t, b.count(t), "nothing is written without a valid send key")
 
-			// Read and admin routes.
-			code, _, _ = b.do(t, "GET", "/api/v1/messages", b.sender, nil)
-			require.Equal(t, 403, code)
-			code, _, _ = b.do(t, "POST", "/api/v1/channels", b.sender, `{"Name":"x","Type":"apitest"}`)
-			require.Equal(t, 403, code)
-			chans, err := b.store.ChannelList(context.Background())
-			require.NoError(t, err)
-			require.Empty(t, chans)
+		// Read and admin routes.
+		code, _, _ = b.do(t, "GET", "/api/v1/messages", b.sender, nil)
+		require.Equal(t, 403, code)
+		code, _, _ = b.do(t, "POST", "/api/v1/channels", b.sender, `{"Name":"x","Type":"apitest"}`)
+		require.Equal(t, 403, code)
+		chans, err := b.store.ChannelList(context.Background())
+		require.NoError(t, err)
+		require.Empty(t, chans)
 
-			// The admin key holds every scope; the bare key works too (Auron).
-			code, body, _ := b.do(t, "POST", "/api/v1/messages", "", oneMessage, "Authorization", b.admin)
-			require.Equal(t, 201, code, "%s", body)
-		})
-	}
+		// The admin key holds every scope; the bare key works too (Auron).
+		code, body, _ := b.do(t, "POST", "/api/v1/messages", "", oneMessage, "Authorization", b.admin)
+		require.Equal(t, 201, code, "%s", body)
+	})
 }
 
 func TestRevokeThroughAPITakesEffectAtOnce(t *testing.T) {

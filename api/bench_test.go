@@ -16,6 +16,7 @@ import (
 
 	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/store"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 // The benchmarks post over real loopback TCP to a live server (httptest),
@@ -24,6 +25,8 @@ import (
 //	go test ./api/ -run '^$' -bench . -benchtime 4000x
 //	HERMOD_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	    go test ./api/ -run '^$' -bench Postgres -benchtime 4000x
+//	HERMOD_TEST_SQLSERVER=$(../shared/babelfish/babelfish start) \
+//	    go test ./api/ -run '^$' -bench SQLServer -benchtime 4000x
 //
 // b.N is the number of requests (for batches, of 1,000-message POSTs: use
 // -benchtime 40x). Each reports:
@@ -45,10 +48,10 @@ import (
 // batchSize is the messages per POST of the batch benchmarks.
 const batchSize = 1000
 
-func benchBatch(b *testing.B, pg bool) {
+func benchBatch(b *testing.B, backend string) {
 	for _, clients := range []int{1, 4} {
 		b.Run(fmt.Sprint("clients=", clients), func(b *testing.B) {
-			lg := newLoadGen(b, pg)
+			lg := newLoadGen(b, backend)
 			bodies := make([][]byte, b.N)
 			for i := range bodies {
 				var batch client.Batch
@@ -65,7 +68,7 @@ func benchBatch(b *testing.B, pg bool) {
 	}
 }
 
-func benchSingle(b *testing.B, pg bool) {
+func benchSingle(b *testing.B, backend string) {
 	plain := []byte(`{"ToAddress":"+31612345678","Body":"Your code is 1234"}`)
 	channel := []byte(`{"ToAddress":"+31612345678","Body":"Your code is 1234","Channel":"sim"}`)
 	for _, bc := range []struct {
@@ -82,7 +85,7 @@ func benchSingle(b *testing.B, pg bool) {
 		{"rate=1000", 0, 1000, plain},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			lg := newLoadGen(b, pg)
+			lg := newLoadGen(b, backend)
 			_, err := lg.store.ChannelCreate(b.Context(), store.Channel{Name: "sim", Type: testChannelType, Settings: "{}", Enabled: true})
 			if err != nil {
 				b.Fatal(err)
@@ -101,10 +104,12 @@ func benchSingle(b *testing.B, pg bool) {
 	}
 }
 
-func BenchmarkSendBatch1000SQLite(b *testing.B)   { benchBatch(b, false) }
-func BenchmarkSendBatch1000Postgres(b *testing.B) { benchBatch(b, true) }
-func BenchmarkSendSingleSQLite(b *testing.B)      { benchSingle(b, false) }
-func BenchmarkSendSinglePostgres(b *testing.B)    { benchSingle(b, true) }
+func BenchmarkSendBatch1000SQLite(b *testing.B)    { benchBatch(b, testdb.SQLite) }
+func BenchmarkSendBatch1000Postgres(b *testing.B)  { benchBatch(b, testdb.Postgres) }
+func BenchmarkSendBatch1000SQLServer(b *testing.B) { benchBatch(b, testdb.SQLServer) }
+func BenchmarkSendSingleSQLite(b *testing.B)       { benchSingle(b, testdb.SQLite) }
+func BenchmarkSendSinglePostgres(b *testing.B)     { benchSingle(b, testdb.Postgres) }
+func BenchmarkSendSingleSQLServer(b *testing.B)    { benchSingle(b, testdb.SQLServer) }
 
 // loadGen posts n requests to a server.
 type loadGen struct {
@@ -119,11 +124,11 @@ type loadGen struct {
 	until  time.Time // closed loop: stop sending then; zero: after n
 }
 
-// newLoadGen starts a server on a fresh store (PostgreSQL when pg) with
+// newLoadGen starts a server on a fresh store of backend with
 // the default key cache, as a production server runs.
-func newLoadGen(b *testing.B, pg bool) *loadGen {
+func newLoadGen(b *testing.B, backend string) *loadGen {
 	probe := &insertProbe{}
-	tb := setup(b, setupOpts{postgres: pg, cfg: func(c *Config) {
+	tb := setup(b, setupOpts{backend: backend, cfg: func(c *Config) {
 		c.KeyCacheTTL = 0
 		c.RateLimit = 1 << 30 // limited, as in production, but not reached
 		probe.Store, c.Store = c.Store, probe

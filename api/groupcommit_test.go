@@ -20,6 +20,7 @@ import (
 
 	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/store"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 // fakeInsertStore records every MessageInsert and answers it with insert.
@@ -300,14 +301,12 @@ func TestSendDatabaseDown(t *testing.T) {
 	require.Zero(t, b.count(t))
 }
 
-func TestSendConcurrentSQLite(t *testing.T) {
+func TestSendConcurrent(t *testing.T) {
 	t.Parallel()
-	testSendConcurrent(t, setup(t))
-}
-
-func TestSendConcurrentPostgres(t *testing.T) {
-	t.Parallel()
-	testSendConcurrent(t, setup(t, setupOpts{postgres: true}))
+	testdb.Run(t, func(t *testing.T, backend string) {
+		t.Parallel()
+		testSendConcurrent(t, setup(t, setupOpts{backend: backend}))
+	})
 }
 
 // testSendConcurrent sends single messages from many clients at once, with

@@ -3,16 +3,12 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +17,8 @@ import (
 
 	"github.com/hermod-sms/hermod/channels"
 	"github.com/hermod-sms/hermod/store"
-	"github.com/hermod-sms/hermod/store/postgres"
-	"github.com/hermod-sms/hermod/store/sqlite"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
+	"github.com/hermod-sms/hermod/store/storetest/teststore"
 )
 
 // testChannelType is a channel type registered for these tests: its
@@ -58,36 +54,13 @@ type testBundle struct {
 }
 
 type setupOpts struct {
-	postgres bool
-	cfg      func(*Config)
-	handler  func(http.Handler) http.Handler // wraps the server's handler
+	backend string // testdb.SQLite (""), testdb.Postgres or testdb.SQLServer
+	cfg     func(*Config)
+	handler func(http.Handler) http.Handler // wraps the server's handler
 }
 
-func openSQLite(t testing.TB) store.Store {
-	t.Helper()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hermod.db"), sqlite.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
-
-func openPostgres(t testing.TB) store.Store {
-	t.Helper()
-	url := os.Getenv("HERMOD_TEST_POSTGRES")
-	if url == "" {
-		t.Skip("HERMOD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "hermod_api_" + hex.EncodeToString(b[:])
-	st, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, _ = st.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		st.Close()
-	})
-	return st
-}
+// openSQLite opens a store on a fresh SQLite database.
+func openSQLite(t testing.TB) store.Store { return teststore.Open(t, testdb.SQLite) }
 
 func setup(t testing.TB, opts ...setupOpts) *testBundle {
 	t.Helper()
@@ -95,12 +68,10 @@ func setup(t testing.TB, opts ...setupOpts) *testBundle {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	var st store.Store
-	if o.postgres {
-		st = openPostgres(t)
-	} else {
-		st = openSQLite(t)
+	if o.backend == "" {
+		o.backend = testdb.SQLite
 	}
+	st := teststore.Open(t, o.backend)
 	events := NewBroadcaster()
 	cfg := Config{
 		Store:       st,

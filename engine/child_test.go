@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,8 +20,9 @@ import (
 
 	"github.com/hermod-sms/hermod/channels/simulator"
 	"github.com/hermod-sms/hermod/store"
-	"github.com/hermod-sms/hermod/store/postgres"
-	"github.com/hermod-sms/hermod/store/sqlite"
+	"github.com/hermod-sms/hermod/store/open"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
+	"github.com/hermod-sms/hermod/store/storetest/teststore"
 )
 
 // Environment of the helper child process: the test binary re-executed.
@@ -82,11 +81,7 @@ func runTestChild(mode string) int {
 	}
 	var s store.Store
 	var err error
-	if schema := os.Getenv(childSchemaEnv); schema != "" {
-		s, err = postgres.Open(ctx, os.Getenv(childDBEnv), postgres.Options{Schema: schema, NoMigrate: true})
-	} else {
-		s, err = sqlite.Open(ctx, os.Getenv(childDBEnv), sqlite.Options{NoMigrate: true})
-	}
+	s, err = open.Open(ctx, os.Getenv(childDBEnv), open.Options{Schema: os.Getenv(childSchemaEnv), NoMigrate: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: open store:", err)
 		return 1
@@ -122,45 +117,24 @@ type childDB struct {
 	env   []string // how the child finds it
 }
 
-func newChildSQLite(t *testing.T) childDB {
-	t.Helper()
-	url := "sqlite://" + filepath.Join(t.TempDir(), "hermod.db")
-	s, err := sqlite.Open(context.Background(), url, sqlite.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	return childDB{store: s, env: []string{childDBEnv + "=" + url}}
-}
-
-func newChildPostgres(t *testing.T) childDB {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "hermod_c_" + hex.EncodeToString(b[:])
-	url := os.Getenv("HERMOD_TEST_POSTGRES")
-	s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, err := s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		_ = s.Close()
-		require.NoError(t, err)
-	})
-	return childDB{store: s, env: []string{childDBEnv + "=" + url, childSchemaEnv + "=" + schema}}
-}
-
-// childBackends runs f on SQLite, and on PostgreSQL when
-// HERMOD_TEST_POSTGRES is set.
+// childBackends runs f once per backend (see backends) on a database that
+// the child process opens too.
 func childBackends(t *testing.T, f func(t *testing.T, db childDB)) {
-	t.Run("sqlite", func(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, backend string) {
 		t.Parallel()
-		f(t, newChildSQLite(t))
+		f(t, newChildDB(t, backend))
 	})
-	if os.Getenv("HERMOD_TEST_POSTGRES") != "" {
-		t.Run("postgres", func(t *testing.T) {
-			t.Parallel()
-			f(t, newChildPostgres(t))
-		})
-	}
 }
+
+// newChildDB opens a store on a fresh database of backend.
+func newChildDB(t *testing.T, backend string) childDB {
+	t.Helper()
+	db := testdb.New(t, backend)
+	s := teststore.OpenDB(t, db, open.Options{})
+	return childDB{store: s, env: []string{childDBEnv + "=" + db.URL, childSchemaEnv + "=" + db.Schema}}
+}
+
+func newChildSQLite(t *testing.T) childDB { return newChildDB(t, testdb.SQLite) }
 
 // testChildCommand re-executes the test binary as the helper child.
 func testChildCommand(t *testing.T, mode string, env ...string) func(ChildProcess) (*exec.Cmd, error) {

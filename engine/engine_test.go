@@ -3,12 +3,9 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,52 +16,22 @@ import (
 
 	"github.com/hermod-sms/hermod/channels/simulator"
 	"github.com/hermod-sms/hermod/store"
-	"github.com/hermod-sms/hermod/store/postgres"
-	"github.com/hermod-sms/hermod/store/sqlite"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
+	"github.com/hermod-sms/hermod/store/storetest/teststore"
 )
 
-// backends runs f once per available backend: SQLite always, PostgreSQL
-// when HERMOD_TEST_POSTGRES is set (a test fails without it when
-// HERMOD_REQUIRE_POSTGRES is set).
+// backends runs f once per backend, as the subtests "sqlite", "postgres"
+// and "sqlserver" (the latter two skip without HERMOD_TEST_POSTGRES and
+// HERMOD_TEST_SQLSERVER, and fail without them when required).
 func backends(t *testing.T, f func(t *testing.T, newStore func(t *testing.T) store.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, backend string) {
 		t.Parallel()
-		f(t, newSQLite)
+		f(t, func(t *testing.T) store.Store { return teststore.Open(t, backend) })
 	})
-	if os.Getenv("HERMOD_TEST_POSTGRES") == "" && os.Getenv("HERMOD_REQUIRE_POSTGRES") != "" {
-		t.Fatal("HERMOD_REQUIRE_POSTGRES is set but HERMOD_TEST_POSTGRES is not")
-	}
-	if os.Getenv("HERMOD_TEST_POSTGRES") != "" {
-		t.Run("postgres", func(t *testing.T) {
-			t.Parallel()
-			f(t, newPostgres)
-		})
-	}
 }
 
-func newSQLite(t *testing.T) store.Store {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "hermod.db")
-	s, err := sqlite.Open(context.Background(), "sqlite://"+path, sqlite.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
-
-func newPostgres(t *testing.T) store.Store {
-	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "hermod_e_" + hex.EncodeToString(b[:])
-	s, err := postgres.Open(context.Background(), os.Getenv("HERMOD_TEST_POSTGRES"), postgres.Options{Schema: schema})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, err := s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		_ = s.Close()
-		require.NoError(t, err)
-	})
-	return s
-}
+// newSQLite opens a store on a fresh SQLite database.
+func newSQLite(t *testing.T) store.Store { return teststore.Open(t, testdb.SQLite) }
 
 // logBuffer captures logs for assertions.
 type logBuffer struct {

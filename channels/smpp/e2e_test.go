@@ -2,13 +2,10 @@ package smpp_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -20,35 +17,17 @@ import (
 	"github.com/hermod-sms/hermod/channels/smpp/smsctest"
 	"github.com/hermod-sms/hermod/engine"
 	"github.com/hermod-sms/hermod/store"
-	"github.com/hermod-sms/hermod/store/postgres"
-	"github.com/hermod-sms/hermod/store/sqlite"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
+	"github.com/hermod-sms/hermod/store/storetest/teststore"
 )
 
-// e2eBackends runs f on SQLite, and on PostgreSQL when
-// HERMOD_TEST_POSTGRES is set.
+// e2eBackends runs f on a fresh store of each backend: SQLite, PostgreSQL
+// (HERMOD_TEST_POSTGRES) and SQL Server (HERMOD_TEST_SQLSERVER).
 func e2eBackends(t *testing.T, f func(t *testing.T, s store.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, backend string) {
 		t.Parallel()
-		s, err := sqlite.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "hermod.db"), sqlite.Options{})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = s.Close() })
-		f(t, s)
+		f(t, teststore.Open(t, backend))
 	})
-	if url := os.Getenv("HERMOD_TEST_POSTGRES"); url != "" {
-		t.Run("postgres", func(t *testing.T) {
-			t.Parallel()
-			var b [6]byte
-			_, _ = rand.Read(b[:])
-			schema := "hermod_smpp_" + hex.EncodeToString(b[:])
-			s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema})
-			require.NoError(t, err)
-			t.Cleanup(func() {
-				_, _ = s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-				_ = s.Close()
-			})
-			f(t, s)
-		})
-	}
 }
 
 func envInt(name string, def int) int {

@@ -32,7 +32,8 @@ import (
 // commit. No outage: this is the steady-state path.
 //
 // It runs only when HERMOD_SMPP_THROUGHPUT is set to the number of
-// messages (on SQLite, and on PostgreSQL with HERMOD_TEST_POSTGRES):
+// messages (on SQLite, on PostgreSQL with HERMOD_TEST_POSTGRES and on SQL
+// Server with HERMOD_TEST_SQLSERVER):
 //
 //	HERMOD_SMPP_THROUGHPUT=50000 HERMOD_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
 //	  go test -run TestThroughputThroughEngine -v -count 1 ./channels/smpp/

@@ -28,6 +28,7 @@ import (
 	"github.com/hermod-sms/hermod/api"
 	"github.com/hermod-sms/hermod/api/client"
 	"github.com/hermod-sms/hermod/store"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 var apiURLPattern = regexp.MustCompile(`, API (https?://\S+) \(needs a key`)
@@ -486,25 +487,28 @@ func TestRunStreamsEngineEvents(t *testing.T) {
 	}
 }
 
-// TestPostgresAPI: the API served by hermod run on PostgreSQL, in a schema
-// of its own.
-func TestPostgresAPI(t *testing.T) {
+// TestServerAPI: the API served by hermod run on PostgreSQL, in a schema
+// of its own, and on SQL Server, in a database of its own.
+func TestServerAPI(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	e.usePostgres(testPostgresURL(t), "hermod_cliapi_")
-	e.mustRun("channels", "add", "sim", "--type", "simulator")
-	key := strings.TrimSpace(e.mustRun("apikey", "create", "pg", "--scopes", "send,read"))
-	srv := e.start()
-	base := srv.apiURL(t)
-	status, _ := call(t, "POST", base+"/api/v1/messages", "", `{"ToAddress":"+31612345678","Body":"no key"}`)
-	require.Equal(t, http.StatusUnauthorized, status)
+	testdb.RunOn(t, testdb.Servers, func(t *testing.T, backend string) {
+		t.Parallel()
+		e := newTestEnv(t)
+		e.useDB(backend)
+		e.mustRun("channels", "add", "sim", "--type", "simulator")
+		key := strings.TrimSpace(e.mustRun("apikey", "create", "app", "--scopes", "send,read"))
+		srv := e.start()
+		base := srv.apiURL(t)
+		status, _ := call(t, "POST", base+"/api/v1/messages", "", `{"ToAddress":"+31612345678","Body":"no key"}`)
+		require.Equal(t, http.StatusUnauthorized, status)
 
-	e.env["HERMOD_SERVER"] = base
-	e.env["HERMOD_API_KEY"] = key
-	id := strings.TrimSpace(e.mustRun("send", "--to", "+31612345678", "--body", "pg via the server", "--channel", "sim"))
-	require.Eventually(t, func() bool {
-		return regexp.MustCompile(`\nStatus:\s+DELIVERED\n`).MatchString(e.mustRun("messages", "show", id))
-	}, 30*time.Second, 50*time.Millisecond, "server log: %s", srv.errOut.String())
-	require.NotContains(t, e.mustRun("messages", "list"), "no key")
-	require.Equal(t, 0, srv.stop(t), srv.errOut.String())
+		e.env["HERMOD_SERVER"] = base
+		e.env["HERMOD_API_KEY"] = key
+		id := strings.TrimSpace(e.mustRun("send", "--to", "+31612345678", "--body", backend+" via the server", "--channel", "sim"))
+		require.Eventually(t, func() bool {
+			return regexp.MustCompile(`\nStatus:\s+DELIVERED\n`).MatchString(e.mustRun("messages", "show", id))
+		}, 30*time.Second, 50*time.Millisecond, "server log: %s", srv.errOut.String())
+		require.NotContains(t, e.mustRun("messages", "list"), "no key")
+		require.Equal(t, 0, srv.stop(t), srv.errOut.String())
+	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hermod-sms/hermod/engine"
 	"github.com/hermod-sms/hermod/store"
 	"github.com/hermod-sms/hermod/store/open"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 var childPIDRe = regexp.MustCompile(`msg="channel process running" .*child_pid=(\d+)`)
@@ -39,28 +40,20 @@ func childPIDs(log string) []int {
 // say "process": "child" as `hermod channel run NAME` in a child process
 // (this test binary re-executed), which sends the messages; a killed child
 // is restarted; stopping the server stops the child. On SQLite, and on
-// PostgreSQL when HERMOD_TEST_POSTGRES is set.
+// PostgreSQL and SQL Server.
 func TestRunChannelInChildProcess(t *testing.T) {
 	t.Parallel()
 	if runtime.GOOS == "windows" {
 		t.Skip("kills the child with SIGKILL")
 	}
-	t.Run("sqlite", func(t *testing.T) {
+	testdb.Run(t, func(t *testing.T, backend string) {
 		t.Parallel()
 		e := newTestEnv(t)
-		testRunChannelInChildProcess(t, e, "sqlite://"+filepath.Join(e.dir, "hermod.db"), "")
+		testRunChannelInChildProcess(t, e, e.useDB(backend))
 	})
-	if url := os.Getenv("HERMOD_TEST_POSTGRES"); url != "" {
-		t.Run("postgres", func(t *testing.T) {
-			t.Parallel()
-			e := newTestEnv(t)
-			schema := e.usePostgres(url, "hermod_child_")
-			testRunChannelInChildProcess(t, e, url, schema)
-		})
-	}
 }
 
-func testRunChannelInChildProcess(t *testing.T, e *testEnv, dbURL, schema string) {
+func testRunChannelInChildProcess(t *testing.T, e *testEnv, db testdb.DB) {
 	simLog := filepath.Join(e.dir, "sim.log")
 	out := e.mustRun("channels", "add", "sim", "--type", "simulator",
 		"--settings", fmt.Sprintf(`{"process":"child","reportDelay":"5ms","log":%q}`, simLog))
@@ -72,7 +65,7 @@ func testRunChannelInChildProcess(t *testing.T, e *testEnv, dbURL, schema string
 	require.Contains(t, srv.out.String(), "channels sim (simulator, child process)")
 	node := regexp.MustCompile(`, node (\S+),`).FindStringSubmatch(srv.out.String())[1]
 
-	s, err := open.Open(context.Background(), dbURL, open.Options{Schema: schema, NoMigrate: true})
+	s, err := open.Open(context.Background(), db.URL, open.Options{Schema: db.Schema, NoMigrate: true})
 	require.NoError(t, err)
 	defer s.Close()
 	send := func(body string) int64 {
@@ -100,7 +93,7 @@ func testRunChannelInChildProcess(t *testing.T, e *testEnv, dbURL, schema string
 	first := childPIDs(srv.errOut.String())[0]
 	require.NotEqual(t, os.Getpid(), first)
 	logs := srv.errOut.String()
-	require.Equal(t, schema == "", strings.Contains(logs, "share SQLite's single writer"), "warned on SQLite only")
+	require.Equal(t, db.Backend == testdb.SQLite, strings.Contains(logs, "share SQLite's single writer"), "warned on SQLite only")
 	require.Contains(t, logs, `msg="channel started" node=`+node+` channel=sim child_pid=`, "the child's log is in the server's")
 	require.Contains(t, e.mustRun("channels", "list"), fmt.Sprintf("child process pid %d of node %s", first, node))
 

@@ -19,6 +19,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/hermod-sms/hermod/store"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 func TestVersion(t *testing.T) {
@@ -337,21 +338,24 @@ func TestSignalStopsRun(t *testing.T) {
 	require.Error(t, err, "the API stopped with the process")
 }
 
-// TestPostgresSendShow runs the commands against PostgreSQL, in a schema
-// of its own (HERMOD_POSTGRES_SCHEMA).
-func TestPostgresSendShow(t *testing.T) {
+// TestServerSendShow runs the commands against PostgreSQL, in a schema of
+// its own (HERMOD_POSTGRES_SCHEMA), and SQL Server, in a database of its own.
+func TestServerSendShow(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	e.usePostgres(testPostgresURL(t), "hermod_cli_")
+	testdb.RunOn(t, testdb.Servers, func(t *testing.T, backend string) {
+		t.Parallel()
+		e := newTestEnv(t)
+		e.useDB(backend)
 
-	e.mustRun("channels", "add", "sim", "--type", "simulator")
-	out := e.mustRun("send", "--to", "+31612345678", "--body", "via postgres", "--channel", "sim")
-	id := strings.TrimSpace(out)
-	show := e.mustRun("messages", "show", id)
-	require.Contains(t, show, `"via postgres"`)
-	require.Contains(t, show, "sim (ID 1)")
-	require.Contains(t, e.mustRun("migrate", "status"), "up to date")
-	require.Contains(t, e.mustRun("messages", "list", "--channel", "sim"), "via postgres")
+		e.mustRun("channels", "add", "sim", "--type", "simulator")
+		out := e.mustRun("send", "--to", "+31612345678", "--body", "via "+backend, "--channel", "sim")
+		id := strings.TrimSpace(out)
+		show := e.mustRun("messages", "show", id)
+		require.Contains(t, show, `"via `+backend+`"`)
+		require.Contains(t, show, "sim (ID 1)")
+		require.Contains(t, e.mustRun("migrate", "status"), "up to date")
+		require.Contains(t, e.mustRun("messages", "list", "--channel", "sim"), "via "+backend)
+	})
 }
 
 func TestChannelRun(t *testing.T) {

@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,67 +21,80 @@ import (
 
 	"github.com/hermod-sms/hermod/channels/simulator"
 	"github.com/hermod-sms/hermod/store"
-	"github.com/hermod-sms/hermod/store/postgres"
+	"github.com/hermod-sms/hermod/store/open"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
+	"github.com/hermod-sms/hermod/store/storetest/teststore"
 )
 
 // The resilience acceptance tests of issue 2 run the real hermod binary as
-// separate processes against the PostgreSQL server in HERMOD_TEST_POSTGRES:
+// separate processes against the database servers (PostgreSQL in
+// HERMOD_TEST_POSTGRES, SQL Server in HERMOD_TEST_SQLSERVER):
 // TestClusterKillNine (this file) and TestDatabaseOutage (outage_test.go).
 
-// clusterPostgres returns the PostgreSQL URL of the live tests or skips.
-func clusterPostgres(t *testing.T) string {
+// clusterBackends runs f once per database server (see testdb.RunOn).
+func clusterBackends(t *testing.T, f func(t *testing.T, backend string)) {
 	t.Helper()
-	url := os.Getenv("HERMOD_TEST_POSTGRES")
-	if url == "" {
-		t.Skip("HERMOD_TEST_POSTGRES is not set: set it to a PostgreSQL URL (postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the multi-process tests")
-	}
 	if runtime.GOOS == "windows" {
 		t.Skip("the multi-process tests use kill -9 and POSIX signals")
 	}
-	return url
+	testdb.RunOn(t, testdb.Servers, func(t *testing.T, backend string) {
+		t.Parallel()
+		f(t, backend)
+	})
 }
 
-// buildHermod builds the hermod binary into a temporary directory and
-// returns its path.
+// hermodBinary is the hermod binary the multi-process tests run, built
+// once per test process.
+var hermodBinary struct {
+	once      sync.Once
+	dir, path string
+	out       []byte
+	err       error
+}
+
+// buildHermod builds the hermod binary (once) into a temporary directory
+// and returns its path.
 func buildHermod(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	require.NoError(t, err, "the go command is needed to build hermod: put it on PATH")
-	bin := filepath.Join(t.TempDir(), "hermod")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, goTool, "build", "-o", bin, ".")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build ./cmd/hermod: %s", out)
-	return bin
-}
-
-// clusterDB is a fresh schema in the test database, dropped when the test
-// ends (after every node process has been stopped).
-type clusterDB struct {
-	url    string
-	schema string
-	store  *postgres.Store
-}
-
-func newClusterDB(t *testing.T, url string) *clusterDB {
-	t.Helper()
-	var b [5]byte
-	_, _ = rand.Read(b[:])
-	schema := "hermod_cluster_" + hex.EncodeToString(b[:])
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := postgres.Open(ctx, url, postgres.Options{Schema: schema})
-	require.NoError(t, err)
-	// Registered first, so it runs after the node processes are stopped.
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	b := &hermodBinary
+	b.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			b.err = fmt.Errorf("the go command is needed to build hermod: put it on PATH: %w", err)
+			return
+		}
+		if b.dir, b.err = os.MkdirTemp("", "hermod-test-bin-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "hermod")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		_, err := s.Pool().Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-		s.Close()
-		require.NoError(t, err, "drop the test schema %s", schema)
+		b.out, b.err = exec.CommandContext(ctx, goTool, "build", "-o", b.path, ".").CombinedOutput()
 	})
-	return &clusterDB{url: url, schema: schema, store: s}
+	require.NoError(t, b.err, "go build ./cmd/hermod: %s", b.out)
+	return b.path
+}
+
+// removeHermodBinary removes what buildHermod built, at the end of the test
+// process.
+func removeHermodBinary() {
+	if hermodBinary.dir != "" {
+		_ = os.RemoveAll(hermodBinary.dir)
+	}
+}
+
+// clusterDB is a fresh database (a schema on PostgreSQL), dropped when the
+// test ends, after every node process has been stopped.
+type clusterDB struct {
+	testdb.DB
+	store store.Store
+}
+
+func newClusterDB(t *testing.T, backend string) *clusterDB {
+	t.Helper()
+	// Created first, so it is dropped after the node processes are stopped.
+	db := testdb.New(t, backend)
+	return &clusterDB{DB: db, store: teststore.OpenDB(t, db, open.Options{})}
 }
 
 // simulatorChannel creates an enabled simulator channel that logs every
@@ -145,7 +157,7 @@ type nodeConfig struct {
 	DB       string         `json:"db"`
 	Node     string         `json:"node"`
 	Log      map[string]any `json:"log"`
-	Postgres map[string]any `json:"postgres"`
+	Postgres map[string]any `json:"postgres,omitempty"`
 	Engine   map[string]any `json:"engine"`
 }
 
@@ -154,14 +166,17 @@ type nodeConfig struct {
 // stopped (SIGINT, then SIGKILL) when the test ends, also on failure.
 func startNode(t *testing.T, bin, dir, name, dbURL, schema string, engine map[string]any) *nodeProcess {
 	t.Helper()
+	nc := nodeConfig{
+		DB:     dbURL,
+		Node:   name,
+		Log:    map[string]any{"level": "info", "format": "text"},
+		Engine: engine,
+	}
+	if schema != "" {
+		nc.Postgres = map[string]any{"schema": schema}
+	}
 	// JSON is YAML: the configuration file is written as JSON.
-	cfg, err := json.Marshal(nodeConfig{
-		DB:       dbURL,
-		Node:     name,
-		Log:      map[string]any{"level": "info", "format": "text"},
-		Postgres: map[string]any{"schema": schema},
-		Engine:   engine,
-	})
+	cfg, err := json.Marshal(nc)
 	require.NoError(t, err)
 	cfgPath := filepath.Join(dir, name+".yaml")
 	require.NoError(t, os.WriteFile(cfgPath, cfg, 0o600))
@@ -372,8 +387,11 @@ func checkSends(t *testing.T, logPath string, ids []int64) sendCheck {
 // not yet recorded it (at-least-once), and each such message says so in its
 // Trace.
 func TestClusterKillNine(t *testing.T) {
-	url := clusterPostgres(t)
 	t.Parallel()
+	clusterBackends(t, testClusterKillNine)
+}
+
+func testClusterKillNine(t *testing.T, backend string) {
 
 	const (
 		total       = 100_000
@@ -384,15 +402,15 @@ func TestClusterKillNine(t *testing.T) {
 	)
 	bin := buildHermod(t)
 	dir := t.TempDir()
-	db := newClusterDB(t, url)
+	db := newClusterDB(t, backend)
 	sendLog := filepath.Join(dir, "sends.log")
 	db.simulatorChannel(t, "sim", sendLog, map[string]any{
 		"reportDelay": "20ms", "batchSize": batchSize, "concurrency": concurrency,
 	})
 	engineCfg := map[string]any{"lease": lease.String(), "heartbeatInterval": "1s", "leaderTTL": "3s"}
 	nodes := []*nodeProcess{
-		startNode(t, bin, dir, "node-a", url, db.schema, engineCfg),
-		startNode(t, bin, dir, "node-b", url, db.schema, engineCfg),
+		startNode(t, bin, dir, "node-a", db.URL, db.Schema, engineCfg),
+		startNode(t, bin, dir, "node-b", db.URL, db.Schema, engineCfg),
 	}
 	victim, survivor := nodes[0], nodes[1]
 

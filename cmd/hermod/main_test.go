@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/hermod-sms/hermod/store/postgres"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 // TestMain lets a test run the real main in a child process (the test
@@ -29,7 +28,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("HERMOD_API_LISTEN") == "" {
 		os.Setenv("HERMOD_API_LISTEN", "127.0.0.1:0")
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeHermodBinary()
+	os.Exit(code)
 }
 
 // syncBuffer is a bytes.Buffer safe for a command writing while the test
@@ -72,37 +73,19 @@ func newTestEnv(t *testing.T) *testEnv {
 
 func (e *testEnv) getenv(k string) string { return e.env[k] }
 
-// testPostgresURL is HERMOD_TEST_POSTGRES; without it the test is skipped
-// (or fails when HERMOD_REQUIRE_POSTGRES is set).
-func testPostgresURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("HERMOD_TEST_POSTGRES")
-	if url == "" {
-		if os.Getenv("HERMOD_REQUIRE_POSTGRES") != "" {
-			t.Fatal("HERMOD_REQUIRE_POSTGRES is set but HERMOD_TEST_POSTGRES is not")
-		}
-		t.Skip("HERMOD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+// useDB points e's commands at a fresh database of backend (a schema of
+// its own on PostgreSQL, a database of its own on SQL Server), dropped when
+// the test ends; without the backend's server the test is skipped (fails
+// when required, see testdb). Call it before e.start, so that the server
+// stops before the database is dropped.
+func (e *testEnv) useDB(backend string) testdb.DB {
+	e.t.Helper()
+	db := testdb.New(e.t, backend)
+	e.env["HERMOD_DB"] = db.URL
+	if db.Schema != "" {
+		e.env["HERMOD_POSTGRES_SCHEMA"] = db.Schema
 	}
-	return url
-}
-
-// usePostgres points e's commands at PostgreSQL url, in a fresh schema
-// named prefix plus a unique suffix that is dropped when the test ends.
-// It returns the schema.
-func (e *testEnv) usePostgres(url, prefix string) string {
-	t := e.t
-	t.Helper()
-	schema := prefix + strconv.FormatInt(time.Now().UnixNano(), 36)
-	e.env["HERMOD_DB"] = url
-	e.env["HERMOD_POSTGRES_SCHEMA"] = schema
-	t.Cleanup(func() {
-		s, err := postgres.Open(context.Background(), url, postgres.Options{Schema: schema, NoMigrate: true})
-		require.NoError(t, err)
-		defer s.Close()
-		_, err = s.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		require.NoError(t, err)
-	})
-	return schema
+	return db
 }
 
 // run runs one command in-process and returns its output.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,7 +19,7 @@ import (
 	"github.com/hermod-sms/hermod/store"
 )
 
-// outageProxy is a TCP proxy between hermod and PostgreSQL that the test
+// outageProxy is a TCP proxy between hermod and the database that the test
 // can cut, so that the database goes away for one process only: the shared
 // server keeps running for every other test.
 //
@@ -183,26 +184,39 @@ func outageDuration(t *testing.T) time.Duration {
 	return d
 }
 
-// proxiedURL returns url with its host:port replaced by addr.
-func proxiedURL(t *testing.T, url, addr string) (proxied, target string) {
+// defaultPorts are the servers' ports when a URL names none.
+var defaultPorts = map[string]string{"postgres": "5432", "postgresql": "5432", "sqlserver": "1433"}
+
+// proxiedURL returns rawURL with its host:port replaced by addr, and the
+// host:port it named.
+func proxiedURL(t *testing.T, rawURL, addr string) (proxied, target string) {
 	t.Helper()
-	rest, ok := strings.CutPrefix(url, "postgres://")
-	if !ok {
-		rest, ok = strings.CutPrefix(url, "postgresql://")
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err, "the test database URL")
+	port, ok := defaultPorts[u.Scheme]
+	require.True(t, ok, "the outage test proxies postgres:// and sqlserver:// URLs, not %s://", u.Scheme)
+	require.True(t, u.Scheme != "sqlserver" || strings.Trim(u.Path, "/") == "",
+		"the outage test needs the SQL Server's port in the URL, not a named instance (%s)", u.Path)
+	target = u.Host
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		target = net.JoinHostPort(target, port)
 	}
-	require.True(t, ok, "HERMOD_TEST_POSTGRES must be a postgres:// URL for the outage test")
-	hostEnd := strings.IndexAny(rest, "/?")
-	if hostEnd < 0 {
-		hostEnd = len(rest)
+	u.Host = addr
+	return u.String(), target
+}
+
+func TestProxiedURL(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, proxied, target string }{
+		{"postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "postgres://postgres@127.0.0.1:7000/test?sslmode=disable", "127.0.0.1:5432"},
+		{"postgresql://u:p%40ss@db/test", "postgresql://u:p%40ss@127.0.0.1:7000/test", "db:5432"},
+		{"sqlserver://bf:12345678@127.0.0.1:1433?database=hermod_t_1&encrypt=disable", "sqlserver://bf:12345678@127.0.0.1:7000?database=hermod_t_1&encrypt=disable", "127.0.0.1:1433"},
+		{"sqlserver://sa:pw@db?database=sms", "sqlserver://sa:pw@127.0.0.1:7000?database=sms", "db:1433"},
+	} {
+		proxied, target := proxiedURL(t, c.in, "127.0.0.1:7000")
+		require.Equal(t, c.proxied, proxied, c.in)
+		require.Equal(t, c.target, target, c.in)
 	}
-	userinfo, host := "", rest[:hostEnd]
-	if i := strings.LastIndexByte(host, '@'); i >= 0 {
-		userinfo, host = host[:i+1], host[i+1:]
-	}
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		host = net.JoinHostPort(host, "5432")
-	}
-	return "postgres://" + userinfo + addr + rest[hostEnd:], host
 }
 
 // TestDatabaseOutage is issue 2's outage acceptance test: the database
@@ -212,8 +226,11 @@ func proxiedURL(t *testing.T, url, addr string) (proxied, target string) {
 // outage once and its end once, retries with backoff, and finishes with
 // nothing lost and nothing sent twice.
 func TestDatabaseOutage(t *testing.T) {
-	url := clusterPostgres(t)
 	t.Parallel()
+	clusterBackends(t, testDatabaseOutage)
+}
+
+func testDatabaseOutage(t *testing.T, backend string) {
 
 	const (
 		total       = 20_000
@@ -223,10 +240,10 @@ func TestDatabaseOutage(t *testing.T) {
 	blackhole := os.Getenv("HERMOD_TEST_OUTAGE_MODE") == "blackhole"
 	bin := buildHermod(t)
 	dir := t.TempDir()
-	db := newClusterDB(t, url)
-	_, target := proxiedURL(t, url, "")
+	db := newClusterDB(t, backend)
+	_, target := proxiedURL(t, db.URL, "")
 	proxy := newOutageProxy(t, target, blackhole)
-	proxyURL, _ := proxiedURL(t, url, proxy.addr())
+	proxyURL, _ := proxiedURL(t, db.URL, proxy.addr())
 
 	sendLog := filepath.Join(dir, "sends.log")
 	db.simulatorChannel(t, "sim", sendLog, map[string]any{"reportDelay": "20ms", "batchSize": 100, "concurrency": 2})
@@ -236,7 +253,7 @@ func TestDatabaseOutage(t *testing.T) {
 	// its answer was lost in the cut leaves messages SENDING that the node
 	// does not know it holds: they wait for the lease to expire.
 	lease := outage + 15*time.Second
-	node := startNode(t, bin, dir, "node-outage", proxyURL, db.schema, map[string]any{"lease": lease.String()})
+	node := startNode(t, bin, dir, "node-outage", proxyURL, db.Schema, map[string]any{"lease": lease.String()})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute+outage)
 	defer cancel()

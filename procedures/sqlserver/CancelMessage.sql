@@ -8,12 +8,14 @@
 -- message raises 50004. Returns 0 on success.
 --
 -- Portable T-SQL (SQL Server 2016+, Azure SQL, Babelfish): no CREATE OR
--- ALTER. The change is read back through OUTPUT ... INTO a table variable, not
--- @@ROWCOUNT, so that a user's trigger on hermod.Messages cannot disturb it.
--- The UPDATE names the table itself, without an alias and FROM: Babelfish
--- fails every later call in the same session ("internal error occurred")
--- when a procedure's UPDATE m ... OUTPUT ... INTO @table FROM ... AS m
--- runs a second time.
+-- ALTER. The status is read under an update lock in the procedure's own
+-- transaction and the UPDATE follows only for a cancellable message, so the
+-- outcome needs neither @@ROWCOUNT (which a user's trigger on
+-- hermod.Messages could disturb) nor OUTPUT ... INTO a table variable
+-- (Babelfish fails a procedure's UPDATE ... OUTPUT INTO @table when it runs
+-- again in a session after its plan was invalidated, e.g. by a trigger
+-- created on the table: "internal error occurred", "missing FROM-clause
+-- entry"). Called inside the caller's transaction, it joins it.
 -- The procedure keeps the ANSI_NULLS and QUOTED_IDENTIFIER settings of the
 -- session that ALTERs it, and a procedure that changes hermod.Messages (which
 -- has filtered indexes) fails with error 1934 unless both were ON. sqlcmd
@@ -32,24 +34,26 @@ BEGIN
     DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
     DECLARE @status NVARCHAR(16);
     DECLARE @error NVARCHAR(2048);
-    DECLARE @cancelled TABLE (ID BIGINT NOT NULL);
+    SET XACT_ABORT ON;
 
-    UPDATE hermod.Messages
-    SET Status = N'CANCELLED',
-        TriggerStatus = N'',
-        StatusDetails = N'cancelled by hermod.CancelMessage',
-        LastUpdate = @now,
-        Trace = CONCAT(Trace, CONVERT(NVARCHAR(19), @now, 120), N'.',
-             RIGHT(CONCAT(N'00', DATEPART(MILLISECOND, @now)), 3),
-            N' CANCELLED by hermod.CancelMessage (was ', Status, N')', NCHAR(10))
-    OUTPUT inserted.ID INTO @cancelled (ID)
-    WHERE ID = @ID
-      AND Status IN (N'SCHEDULED', N'QUEUED');
+    BEGIN TRANSACTION;
+    SELECT @status = Status FROM hermod.Messages WITH (UPDLOCK, ROWLOCK, READCOMMITTEDLOCK) WHERE ID = @ID;
+    IF @status IN (N'SCHEDULED', N'QUEUED')
+    BEGIN
+        UPDATE hermod.Messages
+        SET Status = N'CANCELLED',
+            TriggerStatus = N'',
+            StatusDetails = N'cancelled by hermod.CancelMessage',
+            LastUpdate = @now,
+            Trace = CONCAT(Trace, CONVERT(NVARCHAR(19), @now, 120), N'.',
+                RIGHT(CONCAT(N'00', DATEPART(MILLISECOND, @now)), 3),
+                N' CANCELLED by hermod.CancelMessage (was ', Status, N')', NCHAR(10))
+        WHERE ID = @ID;
+    END;
+    COMMIT TRANSACTION;
 
-    IF EXISTS (SELECT 1 FROM @cancelled)
+    IF @status IN (N'SCHEDULED', N'QUEUED')
         RETURN 0;
-
-    SELECT @status = m.Status FROM hermod.Messages AS m WHERE m.ID = @ID;
     IF @status IS NULL
     BEGIN
         SET @error = CONCAT(N'hermod.CancelMessage: there is no message with ID ', @ID);

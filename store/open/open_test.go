@@ -2,9 +2,8 @@ package open_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hermod-sms/hermod/store/open"
-	"github.com/hermod-sms/hermod/store/postgres"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 func TestBackend(t *testing.T) {
@@ -129,41 +128,22 @@ func TestOpenErrors(t *testing.T) {
 	require.True(t, strings.HasPrefix(err.Error(), "open postgres database"), err.Error())
 }
 
-// testPostgres returns HERMOD_TEST_POSTGRES, or skips; under CI
-// (HERMOD_REQUIRE_POSTGRES=1) a missing URL fails instead.
-func testPostgres(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("HERMOD_TEST_POSTGRES")
-	if url == "" {
-		if os.Getenv("HERMOD_REQUIRE_POSTGRES") != "" {
-			t.Fatal("HERMOD_REQUIRE_POSTGRES is set but HERMOD_TEST_POSTGRES is not")
-		}
-		t.Skip("HERMOD_TEST_POSTGRES is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
-	return url
-}
-
-func TestOpenPostgres(t *testing.T) {
+// TestOpenServers opens (and migrates) a fresh PostgreSQL schema and a
+// fresh SQL Server database by URL.
+func TestOpenServers(t *testing.T) {
 	t.Parallel()
-	url := testPostgres(t)
-
-	ctx := context.Background()
-	var b [6]byte
-	_, err := rand.Read(b[:])
-	require.NoError(t, err)
-	schema := "hermod_open_" + hex.EncodeToString(b[:])
-	s, err := open.Open(ctx, url, open.Options{Schema: schema})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if pg, ok := s.(*postgres.Store); ok {
-			_, err := pg.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			require.NoError(t, err)
-		}
-		s.Close()
+	testdb.RunOn(t, testdb.Servers, func(t *testing.T, backend string) {
+		t.Parallel()
+		db := testdb.New(t, backend)
+		ctx := t.Context()
+		s, err := open.Open(ctx, db.URL, open.Options{Schema: db.Schema, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		require.Equal(t, backend, s.Backend())
+		require.NoError(t, s.Ping(ctx))
+		cur, latest, dirty, err := s.MigrateStatus(ctx)
+		require.NoError(t, err)
+		require.Equal(t, latest, cur)
+		require.False(t, dirty)
 	})
-	require.Equal(t, "postgres", s.Backend())
-	require.NoError(t, s.Ping(ctx))
-	cur, latest, _, err := s.MigrateStatus(ctx)
-	require.NoError(t, err)
-	require.Equal(t, latest, cur)
 }

@@ -2,14 +2,9 @@ package sqlserver
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
-	mrand "math/rand/v2"
-	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,213 +14,117 @@ import (
 	"github.com/hermod-sms/hermod/procedures"
 	"github.com/hermod-sms/hermod/store"
 	"github.com/hermod-sms/hermod/store/storetest"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 // testServerURL returns HERMOD_TEST_SQLSERVER, a sqlserver:// URL of a login
 // that may create databases (e.g.
 // sqlserver://sa:Passw0rd!@127.0.0.1:1433?database=master), or skips the
-// test without it.
+// test without it (fails it when HERMOD_REQUIRE_SQLSERVER is set). Without
+// a server the T-SQL is still grammar-checked by sql/tsqlcheck.
 func testServerURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("HERMOD_TEST_SQLSERVER")
-	if u == "" {
-		t.Skip("HERMOD_TEST_SQLSERVER is not set: no SQL Server to test against (the T-SQL is still grammar-checked by sql/tsqlcheck)")
-	}
-	return u
+	return testdb.SQLServerURL(t)
 }
 
-// newTestStore opens a migrated store on a database of its own, hermod_t_
-// plus a random suffix, for the length of the test. Stores are pooled, open:
-// a fresh database costs seconds of migrations on Babelfish, and a fresh
-// session a second of compiling the first run of each statement. At the
-// end of a test its database is emptied (every table of hermod truncated,
-// which also restarts the identities; the triggers and other schemas'
-// tables a test made dropped) and the store handed to the next test; one
-// that cannot be emptied (a test closed it) is dropped. TestMain drops the
-// pool.
+// newTestStore opens a migrated store on a database of its own for the
+// length of the test. Open stores are pooled on top of testdb's pooled
+// databases: a fresh Babelfish session takes a second to compile the first
+// run of each statement. At the end of a test its database is emptied
+// (testdb.EmptySQLServer) through the store's own connections and the
+// store handed to the next test; one that cannot be emptied (a test closed
+// it) is dropped. TestMain closes the pool.
 func newTestStore(t *testing.T) *Store {
 	t.Helper()
 	serverURL := testServerURL(t)
-	ctx := context.Background()
-
-	s, name, err := testDBs.take(ctx, serverURL)
-	require.NoError(t, err, "create the test database (the login of HERMOD_TEST_SQLSERVER needs CREATE DATABASE)")
+	s, err := stores.take(t.Context(), serverURL)
+	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := emptyDatabase(ctx, s.db); err != nil {
-			t.Logf("empty test database %s for the next test: %v; dropping it", name, err)
-			s.Close()
-			testDBs.drop(name)
+		if err := testdb.EmptySQLServer(ctx, s.db); err != nil {
+			t.Logf("empty the test database for the next test: %v; dropping it", err)
+			stores.release(s, false)
 			return
 		}
-		testDBs.put(s, name)
+		stores.put(s)
 	})
 	return s
 }
 
-// databaseURL is serverURL with the database name.
-func databaseURL(serverURL, name string) (string, error) {
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		return "", err
-	}
-	q := u.Query()
-	q.Del("initial catalog")
-	q.Set("database", name)
-	u.RawQuery = q.Encode()
-	return u.String(), nil
+// stores is the pool of open test stores.
+var stores storePool
+
+type storePool struct {
+	mu    sync.Mutex
+	free  []*Store
+	names map[*Store][2]string // server URL, database
 }
 
-// emptyDatabase makes a used test database like a freshly migrated one:
-// the tests' triggers and tables outside hermod dropped, every table of
-// hermod but the version table truncated (which restarts IDENTITY at 1),
-// the options but the procedures' checksum deleted; then the schema is
-// brought up to date again (a test may have migrated it down).
-func emptyDatabase(ctx context.Context, db *sql.DB) error {
-	var drops []string
-	rows, err := db.QueryContext(ctx, `SELECT N'DROP TRIGGER ' + QUOTENAME(SCHEMA_NAME(o.schema_id)) + N'.' + QUOTENAME(tr.name)
-FROM sys.triggers AS tr JOIN sys.objects AS o ON o.object_id = tr.parent_id
-UNION ALL
-SELECT N'DROP TABLE ' + QUOTENAME(SCHEMA_NAME(tb.schema_id)) + N'.' + QUOTENAME(tb.name)
-FROM sys.tables AS tb WHERE tb.schema_id <> SCHEMA_ID(N'hermod')
-UNION ALL
-SELECT N'TRUNCATE TABLE hermod.' + QUOTENAME(tb.name)
-FROM sys.tables AS tb WHERE tb.schema_id = SCHEMA_ID(N'hermod') AND tb.name NOT IN (N'SchemaMigrations', N'Options');`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var q string
-		if err := rows.Scan(&q); err != nil {
-			rows.Close()
-			return err
-		}
-		drops = append(drops, q)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	drops = append(drops, "IF OBJECT_ID(N'hermod.Options', N'U') IS NOT NULL DELETE FROM hermod.Options WHERE Name <> N'"+proceduresOption+"'")
-	for _, q := range drops {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
-		}
-	}
-	return nil
-}
-
-// testDBs is the pool of test databases.
-var testDBs dbPool
-
-type dbPool struct {
-	mu       sync.Mutex // serialises CREATE DATABASE: Babelfish fails two at once ("tuple concurrently updated")
-	free     []pooled
-	all      map[string]*Store
-	adminURL string
-}
-
-type pooled struct {
-	s    *Store
-	name string
-}
-
-// take returns a free store, or creates a database and opens one.
-func (p *dbPool) take(ctx context.Context, serverURL string) (*Store, string, error) {
+// take returns a free store, or opens one on a database from testdb.
+func (p *storePool) take(ctx context.Context, serverURL string) (*Store, error) {
 	p.mu.Lock()
-	p.adminURL = serverURL
 	if n := len(p.free); n > 0 {
-		f := p.free[n-1]
+		s := p.free[n-1]
 		p.free = p.free[:n-1]
 		p.mu.Unlock()
 		// A test may have migrated the schema down.
-		if err := f.s.MigrateUp(ctx); err != nil {
-			return nil, "", err
-		}
-		return f.s, f.name, nil
+		return s, s.MigrateUp(ctx)
 	}
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		p.mu.Unlock()
-		return nil, "", err
-	}
-	name := "hermod_t_" + hex.EncodeToString(rnd[:])
-	err := p.exec(ctx, "CREATE DATABASE "+name+";")
 	p.mu.Unlock()
+	name, dbURL, err := testdb.AcquireSQLServer(serverURL)
 	if err != nil {
-		return nil, "", err
-	}
-	dbURL, err := databaseURL(serverURL, name)
-	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	s, err := Open(ctx, dbURL, Options{})
 	if err != nil {
-		p.drop(name)
-		return nil, "", err
+		_ = testdb.ReleaseSQLServer(serverURL, name, false)
+		return nil, err
 	}
 	p.mu.Lock()
-	if p.all == nil {
-		p.all = map[string]*Store{}
+	defer p.mu.Unlock()
+	if p.names == nil {
+		p.names = map[*Store][2]string{}
 	}
-	p.all[name] = s
+	p.names[s] = [2]string{serverURL, name}
+	return s, nil
+}
+
+func (p *storePool) put(s *Store) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.free = append(p.free, s)
+}
+
+// release closes s and gives its database back to testdb.
+func (p *storePool) release(s *Store, reuse bool) {
+	p.mu.Lock()
+	n := p.names[s]
+	delete(p.names, s)
 	p.mu.Unlock()
-	return s, name, nil
-}
-
-func (p *dbPool) put(s *Store, name string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.free = append(p.free, pooled{s, name})
-}
-
-// drop drops one database.
-func (p *dbPool) drop(name string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.all, name)
-	_ = p.exec(context.Background(), "DROP DATABASE "+name+";")
-}
-
-// dropAll closes the stores and drops every database of the pool.
-func (p *dbPool) dropAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for name, s := range p.all {
-		s.Close()
-		if err := p.exec(context.Background(), "DROP DATABASE "+name+";"); err != nil {
-			fmt.Fprintf(os.Stderr, "drop test database %s: %v\n", name, err)
-		}
+	s.Close()
+	if err := testdb.ReleaseSQLServer(n[0], n[1], reuse); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	}
-	p.all, p.free = nil, nil
 }
 
-// exec runs one statement on the server's admin database, again when a
-// concurrent CREATE or DROP DATABASE by another test binary got in the way.
-func (p *dbPool) exec(ctx context.Context, q string) error {
-	cfg, err := parseURL(p.adminURL)
-	if err != nil {
-		return err
+// closeAll closes every store and drops its database.
+func (p *storePool) closeAll() {
+	p.mu.Lock()
+	all := make([]*Store, 0, len(p.names))
+	for s := range p.names {
+		all = append(all, s)
 	}
-	connector, err := newConnector(cfg)
-	if err != nil {
-		return err
-	}
-	admin := sql.OpenDB(connector)
-	defer admin.Close()
-	for attempt := 1; ; attempt++ {
-		_, err = admin.ExecContext(ctx, q)
-		if err == nil || attempt == 10 || !strings.Contains(err.Error(), "concurrently updated") {
-			return err
-		}
-		time.Sleep(time.Duration(50+mrand.IntN(100*attempt)) * time.Millisecond)
+	p.free = nil
+	p.mu.Unlock()
+	for _, s := range all {
+		p.release(s, false)
 	}
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	testDBs.dropAll()
+	stores.closeAll()
 	os.Exit(code)
 }
 
@@ -345,6 +244,19 @@ SELECT @id;`)
 		storetest.RequireTraceEndsWith(t, m, store.StatusScheduled)
 		ids = append(ids, id)
 	}
+
+	// A trigger created and dropped on hermod.Messages invalidates the
+	// plans the session cached for the procedures: they must still work
+	// (Babelfish used to fail a re-planned UPDATE ... OUTPUT INTO @table).
+	_, err = conn.ExecContext(ctx, `CREATE TRIGGER hermod.TR_Messages_Test ON hermod.Messages AFTER UPDATE AS SET NOCOUNT ON;`)
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, `DROP TRIGGER hermod.TR_Messages_Test;`)
+	require.NoError(t, err)
+	id, _, _, err := rpc(conn, "after-trigger")
+	require.NoError(t, err)
+	ids = append(ids, id)
+	_, err = conn.ExecContext(ctx, "hermod.CancelMessage", sql.Named("ID", id))
+	require.NoError(t, err, "CancelMessage after its plan was invalidated")
 
 	_, err = conn.ExecContext(ctx, `EXEC hermod.SendMessage @ToAddress = N'+1', @Body = N'x', @Channel = N'nosuch';`)
 	require.ErrorIs(t, mapError(err, "send"), store.ErrInvalid)
