@@ -125,6 +125,18 @@ func insertValues(m *store.NewMessage) []any {
 	}
 }
 
+// padValues are the parameters of a padding row of buildInsert (see
+// bucket): typed NULLs of the columns' types, ToAddress NULL marking it.
+func padValues() []any {
+	return []any{
+		nullString, nullString, nullBigInt, nullBigInt, nullString,
+		nullBigInt, nullInt, nullBigInt, nullDateTime,
+		nullDateTime, sql.NullBool{}, nullString, nullString,
+		nullString, nullString, nullString,
+		nullString, nullInt,
+	}
+}
+
 // maskArg passes a StatusCallbackMask as INT, an INT NULL when 0.
 func maskArg(v int) any {
 	if v == 0 {
@@ -153,17 +165,22 @@ func buildInsert(msgs []store.NewMessage) (string, []any) {
 		b.WriteString(", " + c.name)
 	}
 	b.WriteString(") VALUES\n")
-	for i := range msgs {
+	for i := range bucket(len(msgs)) {
 		if i > 0 {
 			b.WriteString(",\n")
 		}
 		fmt.Fprintf(&b, "(%d", i)
-		for _, v := range insertValues(&msgs[i]) {
+		vals := padValues()
+		if i < len(msgs) {
+			vals = insertValues(&msgs[i])
+		}
+		for _, v := range vals {
 			b.WriteString(", " + a.add(v))
 		}
 		b.WriteString(")")
 	}
 	b.WriteString(`;
+DELETE FROM @v WHERE ToAddress IS NULL;
 UPDATE v SET ExistingID = m.ID
 FROM @v AS v JOIN hermod.Messages AS m ON m.ClientReference = v.ClientReference
 WHERE v.ClientReference IS NOT NULL;
@@ -529,16 +546,27 @@ SELECT N'IN', N'RECEIVED', v.ChannelID, v.FromAddress, v.FromTON, v.FromNPI, v.T
 	` + traceLine("N'RECEIVED'", "N'on channel ' + COALESCE(CONVERT(NVARCHAR(20), v.ChannelID), N'?')") + `
 FROM (VALUES
 `)
-	for i, m := range in {
+	for i := range bucket(len(in)) {
 		if i > 0 {
 			b.WriteString(",\n")
 		}
-		fmt.Fprintf(&b, "(%d, CAST(%s AS INT), CAST(%s AS NVARCHAR(64)), %s, %s, %s, CAST(%s AS NVARCHAR(MAX)), %s, CAST(%s AS NVARCHAR(100)), %s, CAST(%s AS DATETIME2(3)))",
-			i, a.add(chanArg(m.ChannelID)), a.add(nstr(m.FromAddress)), a.add(int64(m.FromTON)), a.add(int64(m.FromNPI)),
-			a.add(m.ToAddress), a.add(m.Body), a.add(int64(m.DataCoding)), a.add(nstr(m.Reference)),
-			a.add(int64(m.TotalParts)), a.add(dt(m.ReceivedTime)))
+		// Padding rows (see bucket) have a NULL ToAddress and are not
+		// inserted.
+		vals := []any{nullInt, nullString, nullBigInt, nullBigInt, nullString, nullString, nullBigInt, nullString, nullBigInt, nullDateTime}
+		if i < len(in) {
+			m := &in[i]
+			vals = []any{chanArg(m.ChannelID), nstr(m.FromAddress), int64(m.FromTON), int64(m.FromNPI),
+				m.ToAddress, m.Body, int64(m.DataCoding), nstr(m.Reference), int64(m.TotalParts), dt(m.ReceivedTime)}
+		}
+		ph := make([]any, len(vals))
+		for j, v := range vals {
+			ph[j] = a.add(v)
+		}
+		fmt.Fprintf(&b, "(%d, CAST(%s AS INT), CAST(%s AS NVARCHAR(64)), %s, %s, CAST(%s AS NVARCHAR(64)), CAST(%s AS NVARCHAR(MAX)), %s, CAST(%s AS NVARCHAR(100)), %s, CAST(%s AS DATETIME2(3)))",
+			append([]any{i}, ph...)...)
 	}
 	b.WriteString(`) AS v (Ord, ChannelID, FromAddress, FromTON, FromNPI, ToAddress, Body, DataCoding, Reference, TotalParts, ReceivedTime)
+WHERE v.ToAddress IS NOT NULL
 ORDER BY v.Ord;
 SELECT ID FROM @ids ORDER BY ID;
 `)

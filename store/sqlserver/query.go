@@ -49,8 +49,28 @@ func appendTrace(alias, status, text string) string {
 	return alias + ".Trace + " + traceLine(status, text)
 }
 
+// Statements that carry a list of rows (VALUES lists of inserts, send
+// results, reports) are padded to a bucket size, the next power of two,
+// with rows that the statement removes or that match nothing. The text of
+// a statement then depends on its bucket only, not on the exact count: a
+// few texts per statement instead of one per count. SQL Server keeps one
+// cached plan per text; Babelfish compiles every new text in every session,
+// which costs it up to a second, so without buckets a busy node would
+// compile almost every batch.
+
+// bucket is the number of rows a list of n rows is padded to: the next
+// power of two (1 for 0 or 1).
+func bucket(n int) int {
+	b := 1
+	for b < n {
+		b <<= 1
+	}
+	return b
+}
+
 // chunks splits n items into runs that each use at most maxParams
-// parameters at perItem parameters per item, and at most maxItems items.
+// parameters at perItem parameters per item, and at most maxItems items,
+// even when padded to their bucket: a run holds a power of two of items.
 func chunks(n, perItem, maxItems int) [][2]int {
 	size := maxParams / perItem
 	if maxItems > 0 && size > maxItems {
@@ -58,6 +78,9 @@ func chunks(n, perItem, maxItems int) [][2]int {
 	}
 	if size < 1 {
 		size = 1
+	}
+	for size&(size-1) != 0 {
+		size &= size - 1 // the largest power of two that fits
 	}
 	var out [][2]int
 	for start := 0; start < n; start += size {

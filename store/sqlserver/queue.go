@@ -371,6 +371,13 @@ DECLARE @done TABLE (ID BIGINT NOT NULL PRIMARY KEY, ChannelID INT NULL);
 			parts = append(parts, part{p.ID, n, pt.Reference, dt(pt.SentTime)})
 		}
 	}
+	// Padding rows (see bucket) have negative IDs: they match no message.
+	for i := len(ps); i < bucket(len(ps)); i++ {
+		fmt.Fprintf(&b, ",\n(%s, %s, %s, %s, %s)", a.add(int64(-i)), a.add(""), a.add(nullString), a.add(int64(0)), a.add(""))
+	}
+	for i := len(parts); i < bucket(len(parts)); i++ {
+		parts = append(parts, part{int64(-i), 1, "", nullDateTime})
+	}
 	b.WriteString(";\nINSERT INTO @parts (MessageID, PartNumber, Reference, SentTime) VALUES\n")
 	for i, pt := range parts {
 		if i > 0 {
@@ -414,6 +421,10 @@ SELECT COUNT(*) FROM @done;
 	return b.String(), a.vals
 }
 
+// maxSentParts is the most parts one message of MessageMarkSent may have:
+// its parts, padded to their bucket, must fit the parameter limit.
+const maxSentParts = 256
+
 // MessageMarkSent makes claimed messages SENT, writes their parts and
 // applies the delivery reports that arrived before them, one batch per
 // chunk, in one transaction.
@@ -432,22 +443,24 @@ func (s *Store) MessageMarkSentSettled(ctx context.Context, ps []store.SentParam
 		return store.SentResult{}, nil
 	}
 	for _, p := range ps {
-		if n := 5 + 4*len(p.Parts); n > maxParams {
-			return store.SentResult{}, fmt.Errorf("mark message %d sent: %d parts: give at most %d: %w", p.ID, len(p.Parts), (maxParams-5)/4, store.ErrInvalid)
+		if n := 5 + 4*bucket(len(p.Parts)); n > maxParams {
+			return store.SentResult{}, fmt.Errorf("mark message %d sent: %d parts: give at most %d: %w", p.ID, len(p.Parts), maxSentParts, store.ErrInvalid)
 		}
 	}
 	// Chunk so that messages and their parts stay under the parameter limit.
 	var groups [][]store.SentParams
 	var cur []store.SentParams
-	params := 0
+	// Chunk so that messages and their parts, each padded to its bucket,
+	// stay under the parameter limit.
+	nparts := 0
 	for _, p := range ps {
-		need := 5 + 4*max(1, len(p.Parts))
-		if len(cur) > 0 && (params+need > maxParams || len(cur) >= 200) {
+		need := max(1, len(p.Parts))
+		if len(cur) > 0 && (5*bucket(len(cur)+1)+4*bucket(nparts+need) > maxParams || len(cur) >= 128) {
 			groups = append(groups, cur)
-			cur, params = nil, 0
+			cur, nparts = nil, 0
 		}
 		cur = append(cur, p)
-		params += need
+		nparts += need
 	}
 	groups = append(groups, cur)
 
@@ -519,6 +532,11 @@ INSERT INTO @v (ID, Owner, DelaySeconds, DelayMillis, Delay, ErrorCode, Error) V
 		fmt.Fprintf(&b, "\t(%s, %s, %s, %s, %s, %s, %s)",
 			a.add(p.ID), a.add(p.Owner), a.add(secs), a.add(millis), a.add(p.Delay.String()), a.add(nstr(p.ErrorCode)), a.add(nstr(store.OneLine(p.Error))))
 	}
+	// Padding rows (see bucket) have negative IDs: they match no message.
+	for i := len(ps); i < bucket(len(ps)); i++ {
+		fmt.Fprintf(&b, ",\n\t(%s, %s, %s, %s, %s, %s, %s)",
+			a.add(int64(-i)), a.add(""), a.add(int32(0)), a.add(int32(0)), a.add(""), a.add(nullString), a.add(nullString))
+	}
 	b.WriteString(`;
 UPDATE m SET
 	Status = N'QUEUED',
@@ -562,6 +580,10 @@ INSERT INTO @v (ID, Owner, ErrorCode, Error) VALUES
 			b.WriteString(",\n")
 		}
 		fmt.Fprintf(&b, "\t(%s, %s, %s, %s)", a.add(p.ID), a.add(p.Owner), a.add(nstr(p.ErrorCode)), a.add(nstr(store.OneLine(p.Error))))
+	}
+	// Padding rows (see bucket) have negative IDs: they match no message.
+	for i := len(ps); i < bucket(len(ps)); i++ {
+		fmt.Fprintf(&b, ",\n\t(%s, %s, %s, %s)", a.add(int64(-i)), a.add(""), a.add(nullString), a.add(nullString))
 	}
 	b.WriteString(`;
 UPDATE m SET
@@ -630,7 +652,12 @@ func buildReportApply(ps []store.ReportParams) (string, []any) {
 		fmt.Fprintf(&b, "(%d, %s, %s, %s, LEFT(CAST(%s AS NVARCHAR(MAX)), 64), %s)",
 			i, a.add(chanArg(p.ChannelID)), a.add(p.Reference), a.add(p.Status), a.add(nstr(p.ErrorCode)), a.add(dt(p.DoneTime)))
 	}
-	b.WriteString(";\n")
+	// Padding rows (see bucket) have ChannelID 0 and are deleted at once.
+	for i := len(ps); i < bucket(len(ps)); i++ {
+		fmt.Fprintf(&b, ",\n(%d, %s, %s, %s, LEFT(CAST(%s AS NVARCHAR(MAX)), 64), %s)",
+			i, a.add(int32(0)), a.add(""), a.add(""), a.add(nullString), a.add(nullDateTime))
+	}
+	b.WriteString(";\nDELETE FROM @r WHERE ChannelID = 0;\n")
 	b.WriteString(applyReportsSQL)
 	b.WriteString(`INSERT INTO hermod.PendingReports (ChannelID, Reference, Status, ErrorCode, DoneTime, ReceivedTime)
 SELECT r.ChannelID, r.Reference, r.Status, r.ErrorCode, COALESCE(r.DoneTime, @now), @now

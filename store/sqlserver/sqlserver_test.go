@@ -140,17 +140,42 @@ func TestUTC(t *testing.T) {
 	require.Equal(t, time.UTC, got.Location())
 }
 
+func TestBucket(t *testing.T) {
+	t.Parallel()
+
+	for n, want := range map[int]int{0: 1, 1: 1, 2: 2, 3: 4, 4: 4, 5: 8, 64: 64, 65: 128, 1000: 1024} {
+		require.Equal(t, want, bucket(n), "bucket(%d)", n)
+	}
+	// The text of a statement depends on the bucket only.
+	five, _ := buildMarkFailed(make([]store.FailParams, 5))
+	seven, _ := buildMarkFailed(make([]store.FailParams, 7))
+	nine, _ := buildMarkFailed(make([]store.FailParams, 9))
+	require.Equal(t, five, seven)
+	require.NotEqual(t, seven, nine)
+	in := func(n int) []store.NewMessage {
+		m := make([]store.NewMessage, n)
+		for i := range m {
+			m[i].ToAddress = "+1"
+		}
+		return m
+	}
+	a, _ := buildInsert(in(3))
+	b, _ := buildInsert(in(4))
+	require.Equal(t, a, b)
+}
+
 func TestChunks(t *testing.T) {
 	t.Parallel()
 
 	require.Empty(t, chunks(0, 10, 100))
 	require.Equal(t, [][2]int{{0, 5}}, chunks(5, 10, 100))
-	require.Equal(t, [][2]int{{0, 100}, {100, 200}, {200, 250}}, chunks(250, 10, 100))
-	// 16 parameters per item: 125 fit under maxParams.
+	// At most 100 items, in runs of a power of two (padded to their bucket).
+	require.Equal(t, [][2]int{{0, 64}, {64, 128}, {128, 192}, {192, 250}}, chunks(250, 10, 100))
+	// 16 parameters per item: 125 fit under maxParams, 64 of a power of two.
 	c := chunks(300, 16, 0)
-	require.Equal(t, [][2]int{{0, 125}, {125, 250}, {250, 300}}, c)
+	require.Equal(t, [][2]int{{0, 64}, {64, 128}, {128, 192}, {192, 256}, {256, 300}}, c)
 	for _, r := range c {
-		require.LessOrEqual(t, (r[1]-r[0])*16, maxParams)
+		require.LessOrEqual(t, bucket(r[1]-r[0])*16, maxParams)
 	}
 	require.Equal(t, [][2]int{{0, 1}, {1, 2}}, chunks(2, maxParams*2, 0), "at least one item per chunk")
 }
@@ -267,7 +292,7 @@ func TestBuildBatches(t *testing.T) {
 		{ID: 2, Owner: "n", Reference: "x"},
 	})
 	requirePlaceholders(t, q, vals)
-	require.Len(t, vals, 2*5+3*4, "two messages and three parts (one made from Reference)")
+	require.Len(t, vals, 2*5+4*4, "two messages and three parts (one made from Reference), the parts padded to four")
 
 	q, vals = buildMarkRetry([]store.RetryParams{{ID: 1, Owner: "n", Delay: 90 * time.Second, Error: "throttled"}})
 	requirePlaceholders(t, q, vals)

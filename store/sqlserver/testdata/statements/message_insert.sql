@@ -11,6 +11,7 @@ DECLARE @ids TABLE (ID BIGINT NOT NULL);
 INSERT INTO @v (Ord, ToAddress, FromAddress, FromTON, FromNPI, Body, DataCoding, ChannelID, Priority, ScheduledTime, ValidUntil, RequestDeliveryReport, BatchID, CampaignID, ClientReference, CustomField1, CustomField2, StatusCallback, StatusCallbackMask) VALUES
 (0, @p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15, @p16, @p17, @p18),
 (1, @p19, @p20, @p21, @p22, @p23, @p24, @p25, @p26, @p27, @p28, @p29, @p30, @p31, @p32, @p33, @p34, @p35, @p36);
+DELETE FROM @v WHERE ToAddress IS NULL;
 UPDATE v SET ExistingID = m.ID
 FROM @v AS v JOIN hermod.Messages AS m ON m.ClientReference = v.ClientReference
 WHERE v.ClientReference IS NOT NULL;

@@ -23,7 +23,8 @@ INSERT INTO @v (ID, Owner, Reference, TotalParts, Note) VALUES
 INSERT INTO @parts (MessageID, PartNumber, Reference, SentTime) VALUES
 (@p11, @p12, @p13, @p14),
 (@p15, @p16, @p17, @p18),
-(@p19, @p20, @p21, @p22);
+(@p19, @p20, @p21, @p22),
+(@p23, @p24, @p25, @p26);
 UPDATE m SET
 	Status = N'SENT',
 	TriggerStatus = N'',

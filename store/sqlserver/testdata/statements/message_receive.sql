@@ -14,7 +14,8 @@ SELECT N'IN', N'RECEIVED', v.ChannelID, v.FromAddress, v.FromTON, v.FromNPI, v.T
 	v.DataCoding, v.Reference, v.TotalParts, 0, COALESCE(v.ReceivedTime, @now), @now, @now,
 	@stamp + N' ' + N'RECEIVED' + N' ' + N'on channel ' + COALESCE(CONVERT(NVARCHAR(20), v.ChannelID), N'?') + NCHAR(10)
 FROM (VALUES
-(0, CAST(@p1 AS INT), CAST(@p2 AS NVARCHAR(64)), @p3, @p4, @p5, CAST(@p6 AS NVARCHAR(MAX)), @p7, CAST(@p8 AS NVARCHAR(100)), @p9, CAST(@p10 AS DATETIME2(3))),
-(1, CAST(@p11 AS INT), CAST(@p12 AS NVARCHAR(64)), @p13, @p14, @p15, CAST(@p16 AS NVARCHAR(MAX)), @p17, CAST(@p18 AS NVARCHAR(100)), @p19, CAST(@p20 AS DATETIME2(3)))) AS v (Ord, ChannelID, FromAddress, FromTON, FromNPI, ToAddress, Body, DataCoding, Reference, TotalParts, ReceivedTime)
+(0, CAST(@p1 AS INT), CAST(@p2 AS NVARCHAR(64)), @p3, @p4, CAST(@p5 AS NVARCHAR(64)), CAST(@p6 AS NVARCHAR(MAX)), @p7, CAST(@p8 AS NVARCHAR(100)), @p9, CAST(@p10 AS DATETIME2(3))),
+(1, CAST(@p11 AS INT), CAST(@p12 AS NVARCHAR(64)), @p13, @p14, CAST(@p15 AS NVARCHAR(64)), CAST(@p16 AS NVARCHAR(MAX)), @p17, CAST(@p18 AS NVARCHAR(100)), @p19, CAST(@p20 AS DATETIME2(3)))) AS v (Ord, ChannelID, FromAddress, FromTON, FromNPI, ToAddress, Body, DataCoding, Reference, TotalParts, ReceivedTime)
+WHERE v.ToAddress IS NOT NULL
 ORDER BY v.Ord;
 SELECT ID FROM @ids ORDER BY ID;

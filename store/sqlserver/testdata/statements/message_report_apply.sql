@@ -15,6 +15,7 @@ DECLARE @t TABLE (ID BIGINT NOT NULL PRIMARY KEY, Delivered INT NOT NULL, NotDel
 INSERT INTO @r (Ord, ChannelID, Reference, Status, ErrorCode, DoneTime) VALUES
 (0, @p1, @p2, @p3, LEFT(CAST(@p4 AS NVARCHAR(MAX)), 64), @p5),
 (1, @p6, @p7, @p8, LEFT(CAST(@p9 AS NVARCHAR(MAX)), 64), @p10);
+DELETE FROM @r WHERE ChannelID = 0;
 UPDATE r SET MessageID = (SELECT MAX(p.MessageID) FROM hermod.MessageParts AS p
 		WHERE p.ChannelID = r.ChannelID AND p.Reference = r.Reference)
 FROM @r AS r;
