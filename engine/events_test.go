@@ -13,15 +13,16 @@ import (
 
 // eventLog collects a subscription's events by message.
 type eventLog struct {
-	events <-chan Event
-	byID   map[int64][]Event
+	events   <-chan Event
+	byID     map[int64][]Event
+	patience time.Duration // see patience
 }
 
 func subscribe(t *testing.T, e *Engine) *eventLog {
 	t.Helper()
 	events, unsubscribe := e.Subscribe(1000)
 	t.Cleanup(unsubscribe)
-	return &eventLog{events: events, byID: map[int64][]Event{}}
+	return &eventLog{events: events, byID: map[int64][]Event{}, patience: patience(e.store)}
 }
 
 // statuses returns the statuses published for one message, in order.
@@ -34,9 +35,10 @@ func (l *eventLog) statuses(id int64) []string {
 }
 
 // waitFor reads events until message id's last event has status, and
-// fails the test after timeout.
+// fails the test after timeout (times the backend's patience).
 func (l *eventLog) waitFor(t *testing.T, id int64, status string, timeout time.Duration) {
 	t.Helper()
+	timeout *= l.patience
 	deadline := time.After(timeout)
 	for {
 		if evs := l.byID[id]; len(evs) > 0 && evs[len(evs)-1].Status == status {

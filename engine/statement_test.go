@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"database/sql"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -14,14 +15,18 @@ import (
 	"github.com/hermod-sms/hermod/store"
 	"github.com/hermod-sms/hermod/store/postgres"
 	"github.com/hermod-sms/hermod/store/sqlite"
+	"github.com/hermod-sms/hermod/store/sqlserver"
 )
 
-// execSQL runs one of two statements on s's database, beside the store, as
-// a DBA would: sqliteSQL on SQLite, postgresSQL (in the store's schema) on
-// PostgreSQL.
-func execSQL(t *testing.T, s store.Store, sqliteSQL, postgresSQL string) {
+// execSQL runs one of three statements on s's database, beside the store,
+// as a DBA would: sqliteSQL on SQLite, postgresSQL (in the store's schema)
+// on PostgreSQL, tsql on SQL Server.
+func execSQL(t *testing.T, s store.Store, sqliteSQL, postgresSQL, tsql string) {
 	t.Helper()
 	switch st := s.(type) {
+	case *sqlserver.Store:
+		_, err := st.DB().ExecContext(context.Background(), tsql)
+		require.NoError(t, err)
 	case *sqlite.Store:
 		db, err := sql.Open("sqlite", st.Path()+"?_pragma=busy_timeout(10000)")
 		require.NoError(t, err)
@@ -65,7 +70,12 @@ func TestStatementErrorIsNoOutage(t *testing.T) {
 				BEGIN SELECT RAISE(ABORT, 'no sending today'); END`,
 			`CREATE FUNCTION NoSending() RETURNS trigger LANGUAGE plpgsql AS $$
 				BEGIN IF NEW.Status = 'SENDING' THEN RAISE EXCEPTION 'no sending today'; END IF; RETURN NEW; END $$;
-			CREATE TRIGGER NoSending BEFORE UPDATE ON Messages FOR EACH ROW EXECUTE FUNCTION NoSending()`)
+			CREATE TRIGGER NoSending BEFORE UPDATE ON Messages FOR EACH ROW EXECUTE FUNCTION NoSending()`,
+			`CREATE TRIGGER hermod.NoSending ON hermod.Messages AFTER UPDATE AS
+			BEGIN
+				SET NOCOUNT ON;
+				IF EXISTS (SELECT 1 FROM inserted WHERE Status = N'SENDING') THROW 50000, N'no sending today', 1;
+			END;`)
 		ids := insertN(t, s, 5, 0)
 		b.engine.Nudge()
 
@@ -101,7 +111,7 @@ func TestStatementErrorIsNoOutage(t *testing.T) {
 			require.Equal(t, store.StatusQueued, m.Status)
 		}
 
-		execSQL(t, s, `DROP TRIGGER NoSending`, `DROP TRIGGER NoSending ON Messages`)
+		execSQL(t, s, `DROP TRIGGER NoSending`, `DROP TRIGGER NoSending ON Messages`, `DROP TRIGGER hermod.NoSending`)
 		waitStatus(t, s, ids, store.StatusDelivered, 10*time.Second)
 		require.Eventually(t, func() bool {
 			st, _ := channelState(t, s, "sim")
@@ -150,6 +160,15 @@ func reopen(t *testing.T, s store.Store) store.Store {
 		other, err = sqlite.Open(context.Background(), st.Path(), sqlite.Options{NoMigrate: true})
 	case *postgres.Store:
 		other, err = postgres.Open(context.Background(), os.Getenv("HERMOD_TEST_POSTGRES"), postgres.Options{Schema: st.Schema(), NoMigrate: true})
+	case *sqlserver.Store:
+		var name string
+		require.NoError(t, st.DB().QueryRowContext(context.Background(), `SELECT DB_NAME()`).Scan(&name))
+		u, perr := url.Parse(os.Getenv("HERMOD_TEST_SQLSERVER"))
+		require.NoError(t, perr)
+		q := u.Query()
+		q.Set("database", name)
+		u.RawQuery = q.Encode()
+		other, err = sqlserver.Open(context.Background(), u.String(), sqlserver.Options{NoMigrate: true})
 	default:
 		t.Fatalf("cannot reopen %T", s)
 	}

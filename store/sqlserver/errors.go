@@ -226,8 +226,16 @@ func isDuplicate(err error) bool {
 }
 
 // isRetryable reports errors after which the whole transaction can simply
-// run again: a deadlock victim, a lock timeout.
+// run again: a deadlock victim, a lock timeout, and Babelfish's failure of
+// the first run of a cached UPDATE ... OUTPUT INTO after its plan was
+// invalidated (a trigger or index created on the table): "missing
+// FROM-clause entry for table """, with an empty table name; the next run
+// plans it anew and works.
 func isRetryable(err error) bool {
 	var me mssql.Error
-	return errors.As(err, &me) && (me.Number == errDeadlockVictim || me.Number == errLockTimeout)
+	if !errors.As(err, &me) {
+		return false
+	}
+	return me.Number == errDeadlockVictim || me.Number == errLockTimeout ||
+		strings.Contains(me.Message, `missing FROM-clause entry for table ""`)
 }

@@ -134,6 +134,8 @@ func TestMapErrorOther(t *testing.T) {
 	require.NotErrorIs(t, err, store.ErrConflict)
 	require.True(t, isRetryable(err))
 	require.False(t, isRetryable(plain))
+	require.True(t, isRetryable(mssql.Error{Number: 33557097, Message: `missing FROM-clause entry for table ""`}), "Babelfish's re-planning failure")
+	require.False(t, isRetryable(mssql.Error{Number: 33557097, Message: `missing FROM-clause entry for table "c"`}), "a statement Babelfish cannot run at all")
 
 	require.True(t, isDuplicate(fmt.Errorf("x: %w", mssql.Error{Number: 2601})))
 	require.True(t, isDuplicate(mssql.Error{Number: 2627}))

@@ -146,8 +146,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 
 	db := sql.OpenDB(connector)
+	// Keep connections: a new session costs a login, and on Babelfish also
+	// the compilation of the first run of every statement (up to a second
+	// each).
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	db.SetMaxIdleConns(4)
+	db.SetMaxIdleConns(16)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to SQL Server %s: %w (check host, port, credentials and that the database exists)", cfg.redacted, err)
