@@ -394,12 +394,18 @@ func TestClusterKillNine(t *testing.T) {
 func testClusterKillNine(t *testing.T, backend string) {
 
 	const (
-		total       = 100_000
 		insertBatch = 1000
 		batchSize   = 100 // the simulator's batch: messages per claim
 		concurrency = 2   // the simulator's concurrency: claim workers per node
 		lease       = 4 * time.Second
 	)
+	total := 100_000
+	if backend == testdb.SQLServer {
+		// Babelfish, this machine's T-SQL engine, runs a few hundred
+		// messages a second beside the other tests (docs/benchmarks.md):
+		// the same scenario, a tenth of the volume.
+		total = 10_000
+	}
 	bin := buildHermod(t)
 	dir := t.TempDir()
 	db := newClusterDB(t, backend)

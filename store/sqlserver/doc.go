@@ -43,6 +43,42 @@
 // Parameters match the column types so that indexes are used: strings go as
 // NVARCHAR (go-mssqldb's default for Go strings) and instants as DATETIME2
 // (civil.DateTime), not as the DATETIMEOFFSET go-mssqldb uses for time.Time.
-// "Now" is always SYSUTCDATETIME() on the server. Columns are read by
-// position, never by name, because Babelfish may return names in lower case.
+// NULLs are typed (sql.NullString, sql.NullInt32, sql.NullInt64,
+// mssql.NullDateTime), never a Go nil: SQL Server then keeps one plan per
+// statement, and Babelfish refuses untyped NULLs. "Now" is always
+// SYSUTCDATETIME() on the server. Columns are read by position, never by
+// name, because Babelfish may return names in lower case.
+//
+// # SQL Server, Azure SQL and Babelfish
+//
+// Open reads what the server is (Store.Server: SERVERPROPERTY('babelfish'),
+// @@VERSION, EngineEdition). The T-SQL is the same on all of them; what
+// keeps it portable, with SQL Server's semantics:
+//
+//   - An UPDATE that takes its values from a staging table variable reads
+//     them through correlated subqueries on the table variable's key, and
+//     checks a row's existence elsewhere with EXISTS, rather than joining:
+//     Babelfish cannot combine OUTPUT with a SET that reads a joined table.
+//     Each statement still changes its rows in one statement under the same
+//     row locks.
+//   - Trace stamps are built from CONVERT style 120 and DATEPART(MILLISECOND)
+//     (Babelfish's style 121 drops trailing zeros), and a result set is read
+//     to its end before the next one (Babelfish loses the next one
+//     otherwise).
+//   - Lists of rows are padded to a power of two (see bucket): SQL Server
+//     caches one plan per bucket instead of one per count, and Babelfish,
+//     which compiles every new statement text once per session (up to a
+//     second), stops compiling almost every batch.
+//   - The procedures are callable both as RPC and with EXEC in a batch;
+//     Babelfish does not return output parameters of an EXEC inside a
+//     parameterised batch (sp_executesql), which SQL Server does.
+//   - On Babelfish READPAST waits instead of skipping a locked row: claims
+//     stay correct, concurrent claimers serialise more. A transaction
+//     that Babelfish fails with "missing FROM-clause entry for table """
+//     (the first run of a cached UPDATE ... OUTPUT INTO after a trigger or
+//     index changed the table) runs again, as a deadlock victim does.
+//   - The repeatable scripts are applied only when their checksum (kept in
+//     hermod.Options as hermod.procedures.checksum) changed or an object is
+//     missing; the schema version is read directly, golang-migrate runs only
+//     when it is behind.
 package sqlserver
