@@ -88,6 +88,7 @@ func runTestChild(mode string) int {
 	}
 	defer s.Close()
 	cfg := testConfig(s, nil)
+	stretch(&cfg, patience(s))
 	cfg.Logger = log
 	cfg.Node = os.Getenv(childNodeEnv)
 	cfg.ParentNode = os.Getenv(childParentEnv)
@@ -177,7 +178,7 @@ func childProcOf(t *testing.T, e *Engine, id int64) *childProc {
 		p = r.proc
 		r.mu.Unlock()
 		return p != nil
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 10*time.Second*patience(e.store), 10*time.Millisecond)
 	return p
 }
 
@@ -201,7 +202,7 @@ func TestChildProcessSendsAndStops(t *testing.T) {
 		events, unsubscribe := b.engine.Subscribe(1000)
 		defer unsubscribe()
 		b.start(t)
-		name, err := b.engine.supervisor.started.wait(10 * time.Second)
+		name, err := b.engine.supervisor.started.wait(10 * time.Second * patience(s))
 		require.NoError(t, err)
 		require.Equal(t, "sim", name)
 		p := childProcOf(t, b.engine, ch.ID)
@@ -231,7 +232,7 @@ func TestChildProcessSendsAndStops(t *testing.T) {
 			c, err := s.ChannelGet(context.Background(), "sim")
 			return err == nil && c.Status == channelRunning && c.StatusNode == p.node &&
 				c.StatusDetails == fmt.Sprintf("simulator (child process pid %d of node %s)", p.pid, b.engine.Node())
-		}, 10*time.Second, 10*time.Millisecond)
+		}, 10*time.Second*patience(s), 10*time.Millisecond)
 		// Its log records arrive in the parent's log, with their level
 		// and attributes, under the channel and the child's pid.
 		require.Contains(t, b.logs.String(), fmt.Sprintf(`level=INFO msg="channel started" node=%s channel=sim child_pid=%d child_node=%s type=simulator`, b.engine.Node(), p.pid, p.node))
@@ -264,9 +265,9 @@ func TestChildProcessRestartedWithBackoffAfterCrash(t *testing.T) {
 		c.RestartBackoff = restartBackoff
 	})
 	b.start(t)
-	_, err := b.engine.supervisor.started.wait(10 * time.Second)
+	_, err := b.engine.supervisor.started.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
-	exit, err := b.engine.supervisor.childExited.wait(10 * time.Second)
+	exit, err := b.engine.supervisor.childExited.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
 	exitedAt := time.Now()
 	require.Equal(t, "sim", exit.Channel)
@@ -278,7 +279,7 @@ func TestChildProcessRestartedWithBackoffAfterCrash(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 
 	// Restarted after the backoff (jittered between half and all of it).
-	_, err = b.engine.supervisor.started.wait(10 * time.Second)
+	_, err = b.engine.supervisor.started.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, time.Since(exitedAt), restartBackoff/2-50*time.Millisecond)
 	p := childProcOf(t, b.engine, ch.ID)
@@ -298,18 +299,18 @@ func TestChildProcessStoppedWhenChannelDisabled(t *testing.T) {
 	ch := createChannel(t, s, "sim", simulator.Type, map[string]any{"process": "child"})
 	b := setupChild(t, s, func(c *Config) { c.ChildCommand = testChildCommand(t, "engine", db.env...) })
 	b.start(t)
-	_, err := b.engine.supervisor.started.wait(10 * time.Second)
+	_, err := b.engine.supervisor.started.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
 	p := childProcOf(t, b.engine, ch.ID)
 	// Once the child runs the channel, it handles SIGTERM.
 	require.Eventually(t, func() bool {
 		c, err := s.ChannelGet(context.Background(), "sim")
 		return err == nil && c.Status == channelRunning && c.StatusNode == p.node
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 10*time.Second*patience(s), 10*time.Millisecond)
 
 	ch.Enabled = false
 	require.NoError(t, s.ChannelUpdate(context.Background(), *ch))
-	name, err := b.engine.supervisor.exited.wait(10 * time.Second)
+	name, err := b.engine.supervisor.exited.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
 	require.Equal(t, "sim", name)
 	require.True(t, p.gone(), "the child process still runs after its channel was disabled")
@@ -324,7 +325,7 @@ func TestChildProcessStoppedWhenChannelDisabled(t *testing.T) {
 	// Enabled again: a new child.
 	ch.Enabled = true
 	require.NoError(t, s.ChannelUpdate(context.Background(), *ch))
-	_, err = b.engine.supervisor.started.wait(10 * time.Second)
+	_, err = b.engine.supervisor.started.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
 	require.NotEqual(t, p.pid, childProcOf(t, b.engine, ch.ID).pid)
 }
@@ -356,7 +357,7 @@ func TestChildProcessWithoutChildCommand(t *testing.T) {
 	ch := createChannel(t, s, "sim", simulator.Type, map[string]any{"process": "child"})
 	b := setupChild(t, s, nil)
 	b.start(t)
-	name, err := b.engine.supervisor.failed.wait(10 * time.Second)
+	name, err := b.engine.supervisor.failed.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
 	require.Equal(t, "sim", name)
 	require.Eventually(t, func() bool {
@@ -399,7 +400,7 @@ func TestChildEngineRunsItsChannelInline(t *testing.T) {
 		cfg.Node = "parent-node/sim/0001"
 	})
 	b.start(t)
-	_, err = b.engine.supervisor.started.wait(10 * time.Second)
+	_, err = b.engine.supervisor.started.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
 	b.engine.supervisor.mu.Lock()
 	_, inline := b.engine.supervisor.runners[c.ID].(*runner)

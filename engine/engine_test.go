@@ -76,6 +76,15 @@ type testBundle struct {
 	logs   *logBuffer
 }
 
+// stretch multiplies the leases, timeouts and leaderships of cfg by p, the
+// backend's patience: on a slow backend they stretch with the waits, so
+// that a slow write is not taken for a dead node.
+func stretch(cfg *Config, p time.Duration) {
+	for _, d := range []*time.Duration{&cfg.Lease, &cfg.SendTimeout, &cfg.LeaderTTL, &cfg.HeartbeatInterval, &cfg.StoreTimeout, &cfg.NoReportAfter} {
+		*d *= p
+	}
+}
+
 // setup builds an engine with live test signals; configure adjusts the
 // config. The engine is stopped when the test ends.
 func setup(t *testing.T, s store.Store, configure func(*Config)) *testBundle {
@@ -85,6 +94,8 @@ func setup(t *testing.T, s store.Store, configure func(*Config)) *testBundle {
 	if configure != nil {
 		configure(&cfg)
 	}
+	p := patience(s)
+	stretch(&cfg, p)
 	e, err := New(cfg)
 	require.NoError(t, err)
 	e.dbRetryMax = 50 * time.Millisecond
@@ -96,7 +107,7 @@ func setup(t *testing.T, s store.Store, configure func(*Config)) *testBundle {
 	e.supervisor.failed.init()
 	e.sweeper.swept.init()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second*p)
 		defer cancel()
 		_ = e.Stop(ctx)
 		if t.Failed() {
@@ -276,7 +287,7 @@ func TestNoChannel(t *testing.T) {
 		ids := insertN(t, s, 3, 0)
 		b.engine.Nudge()
 		for {
-			res, err := b.engine.router.routed.wait(10 * time.Second)
+			res, err := b.engine.router.routed.wait(10 * time.Second * patience(s))
 			require.NoError(t, err)
 			if res.NoChannel > 0 {
 				break

@@ -170,7 +170,7 @@ func TestChannelFailingToStartIsRetried(t *testing.T) {
 	ch := createChannel(t, s, "late", scriptType, map[string]any{"key": key})
 	b := setup(t, s, nil)
 	b.start(t)
-	name, err := b.engine.supervisor.started.wait(10 * time.Second)
+	name, err := b.engine.supervisor.started.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
 	require.Equal(t, "late", name)
 	require.EqualValues(t, 3, starts.Load())
@@ -187,11 +187,11 @@ func TestChannelDisabledIsStopped(t *testing.T) {
 	b := setup(t, s, nil)
 	b.engine.supervisor.exited.init()
 	b.start(t)
-	_, err := b.engine.supervisor.started.wait(10 * time.Second)
+	_, err := b.engine.supervisor.started.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
 	ch.Enabled = false
 	require.NoError(t, s.ChannelUpdate(context.Background(), *ch))
-	name, err := b.engine.supervisor.exited.wait(10 * time.Second)
+	name, err := b.engine.supervisor.exited.wait(10 * time.Second * patience(s))
 	require.NoError(t, err)
 	require.Equal(t, "sim1", name)
 	require.Eventually(t, func() bool {
@@ -238,7 +238,7 @@ func TestLeaseRescueAfterNodeDies(t *testing.T) {
 			select {
 			case k := <-claimed:
 				n += k
-			case <-time.After(10 * time.Second):
+			case <-time.After(10 * time.Second * patience(s)):
 				t.Fatalf("node A claimed %d of %d messages", n, len(ids))
 			}
 		}
@@ -251,7 +251,7 @@ func TestLeaseRescueAfterNodeDies(t *testing.T) {
 		b.start(t)
 		rescued := 0
 		for rescued < len(ids) {
-			k, err := b.engine.rescuer.rescued.wait(10 * time.Second)
+			k, err := b.engine.rescuer.rescued.wait(10 * time.Second * patience(s))
 			require.NoError(t, err)
 			rescued += k
 		}
@@ -277,7 +277,7 @@ func TestLeaderElection(t *testing.T) {
 		select {
 		case <-a.engine.elector.elected.ch:
 		case <-b.engine.elector.elected.ch:
-		case <-time.After(10 * time.Second):
+		case <-time.After(10 * time.Second * patience(s)):
 			t.Fatal("nobody was elected")
 		}
 		// Through several renewals, never both lead. (On a loaded machine
@@ -286,7 +286,7 @@ func TestLeaderElection(t *testing.T) {
 			select {
 			case <-a.engine.sweeper.swept.ch:
 			case <-b.engine.sweeper.swept.ch:
-			case <-time.After(10 * time.Second):
+			case <-time.After(10 * time.Second * patience(s)):
 				t.Fatal("the leader does not sweep")
 			}
 			require.False(t, a.engine.IsLeader() && b.engine.IsLeader(), "two leaders")
@@ -315,7 +315,7 @@ func TestLeaderElection(t *testing.T) {
 		defer cancel()
 		require.NoError(t, leader.engine.Stop(ctx))
 		for {
-			elected, err := other.engine.elector.elected.wait(10 * time.Second)
+			elected, err := other.engine.elector.elected.wait(10 * time.Second * patience(s))
 			require.NoError(t, err)
 			if elected {
 				break
@@ -474,7 +474,7 @@ func TestDatabaseOutageIsSurvived(t *testing.T) {
 		b.engine.Nudge()
 		select {
 		case <-flaky.wentDown:
-		case <-time.After(10 * time.Second):
+		case <-time.After(10 * time.Second * patience(s)):
 			t.Fatal("nothing was claimed")
 		}
 		// Let every service hit the outage a few times.

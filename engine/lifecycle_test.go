@@ -30,7 +30,7 @@ func TestStopWaitsForInFlightSends(t *testing.T) {
 		b.engine.Nudge()
 		select {
 		case <-inSend:
-		case <-time.After(10 * time.Second):
+		case <-time.After(10 * time.Second * patience(s)):
 			t.Fatal("nothing was sent")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -99,7 +99,7 @@ func TestIncomingAndReportsStored(t *testing.T) {
 	defer unsubscribe()
 	b.start(t)
 	var received atomic.Int64
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(10 * time.Second * patience(s))
 	for received.Load() < 3 {
 		select {
 		case ev := <-events:
@@ -167,7 +167,7 @@ func TestCompleterWritesEveryChunkOfABurst(t *testing.T) {
 	}
 	written := 0
 	for written < n {
-		res, err := b.engine.completer.flushed.wait(10 * time.Second)
+		res, err := b.engine.completer.flushed.wait(10 * time.Second * patience(s))
 		require.NoError(t, err)
 		written += res.Sent
 	}
@@ -192,7 +192,7 @@ func TestStopReturnsInTimeWithAHungChannel(t *testing.T) {
 	b.engine.Nudge()
 	select {
 	case <-inSend:
-	case <-time.After(10 * time.Second):
+	case <-time.After(10 * time.Second * patience(s)):
 		t.Fatal("nothing was sent")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

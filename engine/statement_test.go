@@ -63,7 +63,7 @@ func TestStatementErrorIsNoOutage(t *testing.T) {
 		require.Eventually(t, func() bool {
 			st, _ := channelState(t, s, "sim")
 			return st == channelRunning
-		}, 10*time.Second, 10*time.Millisecond)
+		}, 10*time.Second*patience(s), 10*time.Millisecond)
 
 		execSQL(t, s,
 			`CREATE TRIGGER NoSending BEFORE UPDATE OF Status ON Messages WHEN NEW.Status = 'SENDING'
@@ -84,7 +84,7 @@ func TestStatementErrorIsNoOutage(t *testing.T) {
 			var st string
 			st, details = channelState(t, s, "sim")
 			return st == channelError
-		}, 10*time.Second, 10*time.Millisecond, "the channel shows the error")
+		}, 10*time.Second*patience(s), 10*time.Millisecond, "the channel shows the error")
 		require.Contains(t, details, "MessageClaim fails")
 		require.Contains(t, details, "no sending today")
 		require.Contains(t, details, store.FixRaised)
@@ -116,7 +116,7 @@ func TestStatementErrorIsNoOutage(t *testing.T) {
 		require.Eventually(t, func() bool {
 			st, _ := channelState(t, s, "sim")
 			return st == channelRunning
-		}, 10*time.Second, 10*time.Millisecond, "the channel's own state is back")
+		}, 10*time.Second*patience(s), 10*time.Millisecond, "the channel's own state is back")
 		require.Empty(t, b.engine.Problems())
 		logs = b.logs.String()
 		require.Equal(t, 1, strings.Count(logs, `msg="database statement works again"`), logs)

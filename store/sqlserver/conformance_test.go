@@ -324,3 +324,34 @@ END;`)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 }
+
+// TestSweepAppliesStrandedReports leaves a delivery report pending beside
+// the part it belongs to, as a report and its send result written at the
+// same moment can under read-committed snapshot (Azure SQL) or on
+// Babelfish, and checks that the sweep applies it.
+func TestSweepAppliesStrandedReports(t *testing.T) {
+	t.Parallel()
+	s := newTestStore(t)
+	ctx := t.Context()
+
+	ch := storetest.CreateChannel(t, s, "a")
+	ids := storetest.InsertN(t, s, 1)
+	_, err := s.MessageRoute(ctx, store.RouteParams{Channels: []int64{ch.ID}, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, storetest.Claim(t, s, ch.ID, "node1", 10), 1)
+	n, err := s.MessageMarkSent(ctx, []store.SentParams{{ID: ids[0], Owner: "node1", Reference: "ref-1"}})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, err = s.db.ExecContext(ctx, `INSERT INTO hermod.PendingReports (ChannelID, Reference, Status, DoneTime, ReceivedTime)
+VALUES (@p1, N'ref-1', N'DELIVERED', SYSUTCDATETIME(), SYSUTCDATETIME());`, int32(ch.ID))
+	require.NoError(t, err)
+
+	res, err := s.MessageSweep(ctx, store.SweepParams{NoReportAfter: time.Hour, PendingReportTTL: time.Hour, Limit: 100})
+	require.NoError(t, err)
+	require.Equal(t, []store.Change{{ID: ids[0], Status: store.StatusDelivered, ChannelID: ch.ID}}, res.Changes)
+	m := storetest.Get(t, s, ids[0])
+	require.Equal(t, store.StatusDelivered, m.Status)
+	var pending int
+	require.NoError(t, s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM hermod.PendingReports;`).Scan(&pending))
+	require.Zero(t, pending)
+}

@@ -744,7 +744,12 @@ func (s *Store) MessageRescue(ctx context.Context, limit int) ([]store.Change, e
 	return rescued, nil
 }
 
-var sweepSQL = batchPrefix + `DECLARE @noreport TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
+// sweepSQL also applies the pending reports whose part exists by now: a
+// report and its send result written at the same moment can each miss the
+// other's uncommitted rows where reads see the last committed version
+// (read-committed snapshot, the Azure SQL default, and Babelfish), leaving
+// the report pending beside its part.
+var sweepSQL = batchPrefix + reportTableSQL + `DECLARE @noreport TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @expired TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @deleted TABLE (ID BIGINT NOT NULL);
 UPDATE m SET
@@ -772,6 +777,15 @@ WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `
 		WHERE q.Status = N'QUEUED' AND q.ValidUntil IS NOT NULL AND q.ValidUntil <= @now
 		ORDER BY q.ID)
   AND m.Status = N'QUEUED';
+IF EXISTS (SELECT 1 FROM hermod.PendingReports)
+BEGIN
+	INSERT INTO @r (Ord, ChannelID, Reference, Status, ErrorCode, DoneTime)
+	SELECT TOP (@p4) pr.ID, pr.ChannelID, pr.Reference, pr.Status, pr.ErrorCode, pr.DoneTime
+	FROM hermod.PendingReports AS pr ` + pickHints + `
+	WHERE EXISTS (SELECT 1 FROM hermod.MessageParts AS p WHERE p.ChannelID = pr.ChannelID AND p.Reference = pr.Reference)
+	ORDER BY pr.ID;
+	DELETE pr FROM hermod.PendingReports AS pr JOIN @r AS r ON r.Ord = pr.ID;
+` + applyReportsSQL + `END;
 DELETE pr
 OUTPUT deleted.ID INTO @deleted (ID)
 FROM hermod.PendingReports AS pr
@@ -781,7 +795,9 @@ WHERE pr.ID IN (SELECT TOP (@p4) x.ID FROM hermod.PendingReports AS x ` + pickHi
 SELECT (SELECT COUNT(*) FROM @noreport), (SELECT COUNT(*) FROM @expired), (SELECT COUNT(*) FROM @deleted);
 SELECT n.ID, N'NOREPORT', n.ChannelID FROM @noreport AS n
 UNION ALL
-SELECT e.ID, N'EXPIRED', e.ChannelID FROM @expired AS e;
+SELECT e.ID, N'EXPIRED', e.ChannelID FROM @expired AS e
+UNION ALL
+SELECT st.ID, st.Status, st.ChannelID FROM @settled AS st;
 `
 
 // MessageSweep makes overdue SENT messages NOREPORT and expired QUEUED

@@ -6,6 +6,12 @@ SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
 DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
+DECLARE @r TABLE (Ord BIGINT NOT NULL PRIMARY KEY, ChannelID INT NOT NULL,
+	Reference NVARCHAR(100) NOT NULL, Status NVARCHAR(16) NOT NULL, ErrorCode NVARCHAR(64) NULL,
+	DoneTime DATETIME2(3) NULL, MessageID BIGINT NULL, PartNumber INT NULL);
+DECLARE @settled TABLE (ID BIGINT NOT NULL, Status NVARCHAR(16) NOT NULL, ChannelID INT NULL);
+DECLARE @t TABLE (ID BIGINT NOT NULL PRIMARY KEY, Delivered INT NOT NULL, NotDelivered INT NOT NULL,
+	LastDone DATETIME2(3) NULL, BadPart INT NOT NULL, BadError NVARCHAR(64) NOT NULL);
 DECLARE @noreport TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @expired TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @deleted TABLE (ID BIGINT NOT NULL);
@@ -34,6 +40,49 @@ WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, RE
 		WHERE q.Status = N'QUEUED' AND q.ValidUntil IS NOT NULL AND q.ValidUntil <= @now
 		ORDER BY q.ID)
   AND m.Status = N'QUEUED';
+IF EXISTS (SELECT 1 FROM hermod.PendingReports)
+BEGIN
+	INSERT INTO @r (Ord, ChannelID, Reference, Status, ErrorCode, DoneTime)
+	SELECT TOP (@p4) pr.ID, pr.ChannelID, pr.Reference, pr.Status, pr.ErrorCode, pr.DoneTime
+	FROM hermod.PendingReports AS pr WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
+	WHERE EXISTS (SELECT 1 FROM hermod.MessageParts AS p WHERE p.ChannelID = pr.ChannelID AND p.Reference = pr.Reference)
+	ORDER BY pr.ID;
+	DELETE pr FROM hermod.PendingReports AS pr JOIN @r AS r ON r.Ord = pr.ID;
+UPDATE r SET MessageID = (SELECT MAX(p.MessageID) FROM hermod.MessageParts AS p
+		WHERE p.ChannelID = r.ChannelID AND p.Reference = r.Reference)
+FROM @r AS r;
+UPDATE r SET PartNumber = (SELECT MIN(p.PartNumber) FROM hermod.MessageParts AS p
+		WHERE p.MessageID = r.MessageID AND p.ChannelID = r.ChannelID AND p.Reference = r.Reference)
+FROM @r AS r
+WHERE r.MessageID IS NOT NULL;
+UPDATE p SET Status = r.Status, ErrorCode = r.ErrorCode, DeliveredTime = COALESCE(r.DoneTime, @now)
+FROM hermod.MessageParts AS p
+JOIN @r AS r ON r.MessageID = p.MessageID AND r.PartNumber = p.PartNumber
+WHERE r.Ord = (SELECT MAX(r2.Ord) FROM @r AS r2 WHERE r2.MessageID = r.MessageID AND r2.PartNumber = r.PartNumber);
+INSERT INTO @t (ID, Delivered, NotDelivered, LastDone, BadPart, BadError)
+SELECT p.MessageID,
+	SUM(CASE WHEN p.Status = N'DELIVERED' THEN 1 ELSE 0 END),
+	SUM(CASE WHEN p.Status = N'NOTDELIVERED' THEN 1 ELSE 0 END),
+	MAX(p.DeliveredTime),
+	MIN(CASE WHEN p.Status = N'NOTDELIVERED' THEN p.PartNumber ELSE 2147483647 END),
+	MAX(CASE WHEN p.Status = N'NOTDELIVERED' THEN COALESCE(p.ErrorCode, N'') ELSE N'' END)
+FROM hermod.MessageParts AS p
+WHERE p.MessageID IN (SELECT r.MessageID FROM @r AS r WHERE r.MessageID IS NOT NULL)
+GROUP BY p.MessageID;
+UPDATE m SET
+	Status = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END,
+	TriggerStatus = N'',
+	DeliveredTime = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN m.DeliveredTime ELSE (SELECT s.LastDone FROM @t AS s WHERE s.ID = m.ID) END,
+	ErrorCode = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN NULLIF((SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID), N'') ELSE NULL END,
+	StatusDetails = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = m.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) + N')' END ELSE NULL END,
+	LastUpdate = @now,
+	Trace = m.Trace + @stamp + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = m.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) + N')' END WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
+OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @settled (ID, Status, ChannelID)
+FROM hermod.Messages AS m
+WHERE m.Status IN (N'SENT', N'NOREPORT')
+  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = m.ID
+	AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts)));
+END;
 DELETE pr
 OUTPUT deleted.ID INTO @deleted (ID)
 FROM hermod.PendingReports AS pr
@@ -43,4 +92,6 @@ WHERE pr.ID IN (SELECT TOP (@p4) x.ID FROM hermod.PendingReports AS x WITH (UPDL
 SELECT (SELECT COUNT(*) FROM @noreport), (SELECT COUNT(*) FROM @expired), (SELECT COUNT(*) FROM @deleted);
 SELECT n.ID, N'NOREPORT', n.ChannelID FROM @noreport AS n
 UNION ALL
-SELECT e.ID, N'EXPIRED', e.ChannelID FROM @expired AS e;
+SELECT e.ID, N'EXPIRED', e.ChannelID FROM @expired AS e
+UNION ALL
+SELECT st.ID, st.Status, st.ChannelID FROM @settled AS st;
