@@ -430,12 +430,11 @@ func changeOne(ctx context.Context, q queryer, query string, vals ...any) (bool,
 }
 
 const cancelSQL = batchPrefix + `DECLARE @done TABLE (ID BIGINT NOT NULL);
-UPDATE m SET Status = N'CANCELLED', TriggerStatus = N'', StatusDetails = N'cancelled by the application',
+UPDATE hermod.Messages SET Status = N'CANCELLED', TriggerStatus = N'', StatusDetails = N'cancelled by the application',
 	LeaseOwner = NULL, LeaseExpires = NULL, LastUpdate = @now,
-	Trace = ` + "m.Trace + @stamp + N' CANCELLED cancelled by the application (was ' + m.Status + N')' + NCHAR(10)" + `
+	Trace = ` + "hermod.Messages.Trace + @stamp + N' CANCELLED cancelled by the application (was ' + hermod.Messages.Status + N')' + NCHAR(10)" + `
 OUTPUT inserted.ID INTO @done (ID)
-FROM hermod.Messages AS m
-WHERE m.ID = @p1 AND m.Status IN (N'SCHEDULED', N'QUEUED');
+WHERE hermod.Messages.ID = @p1 AND hermod.Messages.Status IN (N'SCHEDULED', N'QUEUED');
 SELECT COUNT(*) FROM @done;`
 
 // MessageCancel makes a SCHEDULED or QUEUED message CANCELLED.
@@ -456,21 +455,19 @@ func (s *Store) MessageCancel(ctx context.Context, id int64) error {
 
 const (
 	resendSQL = batchPrefix + `DECLARE @done TABLE (ID BIGINT NOT NULL);
-UPDATE m SET Status = N'SCHEDULED', NextAttemptTime = NULL, LeaseOwner = NULL, LeaseExpires = NULL,
+UPDATE hermod.Messages SET Status = N'SCHEDULED', NextAttemptTime = NULL, LeaseOwner = NULL, LeaseExpires = NULL,
 	StatusDetails = NULL, LastUpdate = @now,
-	Trace = ` + "m.Trace + @stamp + N' SCHEDULED resend requested (was ' + m.Status + N')' + NCHAR(10)" + `
+	Trace = ` + "hermod.Messages.Trace + @stamp + N' SCHEDULED resend requested (was ' + hermod.Messages.Status + N')' + NCHAR(10)" + `
 OUTPUT inserted.ID INTO @done (ID)
-FROM hermod.Messages AS m
-WHERE m.ID = @p1 AND m.Direction = N'OUT'
-  AND m.Status IN (N'FAILED', N'NOCHANNEL', N'BLOCKED', N'DAILYLIMIT', N'EXPIRED', N'NOTDELIVERED', N'NOREPORT');
+WHERE hermod.Messages.ID = @p1 AND hermod.Messages.Direction = N'OUT'
+  AND hermod.Messages.Status IN (N'FAILED', N'NOCHANNEL', N'BLOCKED', N'DAILYLIMIT', N'EXPIRED', N'NOTDELIVERED', N'NOREPORT');
 SELECT COUNT(*) FROM @done;`
 
 	retriggerSQL = batchPrefix + `DECLARE @done TABLE (ID BIGINT NOT NULL);
-UPDATE m SET TriggerStatus = N'', LastUpdate = @now,
-	Trace = ` + "m.Trace + @stamp + N' ' + m.Status + N' triggers to run again' + NCHAR(10)" + `
+UPDATE hermod.Messages SET TriggerStatus = N'', LastUpdate = @now,
+	Trace = ` + "hermod.Messages.Trace + @stamp + N' ' + hermod.Messages.Status + N' triggers to run again' + NCHAR(10)" + `
 OUTPUT inserted.ID INTO @done (ID)
-FROM hermod.Messages AS m
-WHERE m.ID = @p1;
+WHERE hermod.Messages.ID = @p1;
 SELECT COUNT(*) FROM @done;`
 )
 

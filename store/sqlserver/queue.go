@@ -18,13 +18,13 @@ import (
 const pickHints = "WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)"
 
 // staged is T-SQL for column col of the row of the staging table variable
-// table (keyed by ID) that belongs to the updated message m: the UPDATEs
+// table (keyed by ID) that belongs to the updated message: the UPDATEs
 // that take their values from a staging table read them through such
 // correlated subqueries rather than a join, because Babelfish cannot
 // combine OUTPUT with a SET that reads a joined table. On SQL Server each
 // is a seek on the table variable's primary key.
 func staged(table, col string) string {
-	return "(SELECT s." + col + " FROM " + table + " AS s WHERE s.ID = m.ID)"
+	return "(SELECT s." + col + " FROM " + table + " AS s WHERE s.ID = hermod.Messages.ID)"
 }
 
 // batchLimit clamps a row limit to (0, maxBatch]; 0 or less takes def.
@@ -47,21 +47,21 @@ func buildRoute(channels []int64, limit int64) (string, []any) {
 	roundRobin := "CAST(NULL AS INT)"
 	if len(channels) > 0 {
 		var b strings.Builder
-		fmt.Fprintf(&b, "CASE m.ID %% %d", len(channels))
+		fmt.Fprintf(&b, "CASE hermod.Messages.ID %% %d", len(channels))
 		for i, id := range channels {
 			fmt.Fprintf(&b, " WHEN %d THEN %s", i, a.add(chanArg(id)))
 		}
 		b.WriteString(" END")
 		roundRobin = b.String()
 	}
-	const expired = "(m.ValidUntil IS NOT NULL AND m.ValidUntil <= @now)"
-	const channelExists = "EXISTS (SELECT 1 FROM hermod.Channels AS c WHERE c.ID = m.ChannelID)"
-	queued := "((m.ChannelID IS NULL AND " + roundRobin + " IS NOT NULL) OR (m.ChannelID IS NOT NULL AND " + channelExists + "))"
-	newChannel := "CASE WHEN m.ChannelID IS NULL AND NOT " + expired + " THEN " + roundRobin + " ELSE m.ChannelID END"
+	const expired = "(hermod.Messages.ValidUntil IS NOT NULL AND hermod.Messages.ValidUntil <= @now)"
+	const channelExists = "EXISTS (SELECT 1 FROM hermod.Channels AS c WHERE c.ID = hermod.Messages.ChannelID)"
+	queued := "((hermod.Messages.ChannelID IS NULL AND " + roundRobin + " IS NOT NULL) OR (hermod.Messages.ChannelID IS NOT NULL AND " + channelExists + "))"
+	newChannel := "CASE WHEN hermod.Messages.ChannelID IS NULL AND NOT " + expired + " THEN " + roundRobin + " ELSE hermod.Messages.ChannelID END"
 	newStatus := "CASE WHEN " + expired + " THEN N'EXPIRED' WHEN " + queued + " THEN N'QUEUED' ELSE N'NOCHANNEL' END"
-	noChannelWhy := "CASE WHEN m.ChannelID IS NULL THEN N'no enabled channel can send it'" +
-		" ELSE N'channel ' + CONVERT(NVARCHAR(20), m.ChannelID) + N' does not exist' END"
-	validUntil := stamp("m.ValidUntil")
+	noChannelWhy := "CASE WHEN hermod.Messages.ChannelID IS NULL THEN N'no enabled channel can send it'" +
+		" ELSE N'channel ' + CONVERT(NVARCHAR(20), hermod.Messages.ChannelID) + N' does not exist' END"
+	validUntil := stamp("hermod.Messages.ValidUntil")
 	details := "CASE WHEN " + expired + " THEN N'ValidUntil ' + " + validUntil + " + N' passed before the message was routed'" +
 		" WHEN " + queued + " THEN NULL ELSE " + noChannelWhy + " END"
 	traceText := "CASE WHEN " + expired + " THEN N'ValidUntil ' + " + validUntil + " + N' passed before routing'" +
@@ -69,20 +69,19 @@ func buildRoute(channels []int64, limit int64) (string, []any) {
 		" ELSE " + noChannelWhy + " END"
 
 	q := batchPrefix + `DECLARE @routed TABLE (ID BIGINT NOT NULL, Status NVARCHAR(16) NOT NULL, ChannelID INT NULL);
-UPDATE m SET
+UPDATE hermod.Messages SET
 	ChannelID = ` + newChannel + `,
 	Status = ` + newStatus + `,
-	TriggerStatus = CASE WHEN ` + queued + ` AND NOT ` + expired + ` THEN m.TriggerStatus ELSE N'' END,
+	TriggerStatus = CASE WHEN ` + queued + ` AND NOT ` + expired + ` THEN hermod.Messages.TriggerStatus ELSE N'' END,
 	StatusDetails = ` + details + `,
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", newStatus, traceText) + `
+	Trace = ` + appendTrace("hermod.Messages", newStatus, traceText) + `
 OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @routed (ID, Status, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.ID IN (SELECT TOP (` + a.add(limit) + `) q.ID FROM hermod.Messages AS q ` + pickHints + `
+WHERE hermod.Messages.ID IN (SELECT TOP (` + a.add(limit) + `) q.ID FROM hermod.Messages AS q ` + pickHints + `
 		WHERE q.Status = N'SCHEDULED' AND q.Direction = N'OUT'
 		  AND (q.ScheduledTime IS NULL OR q.ScheduledTime <= @now)
 		ORDER BY q.ScheduledTime, q.ID)
-  AND m.Status = N'SCHEDULED';
+  AND hermod.Messages.Status = N'SCHEDULED';
 SELECT r.ID, r.Status, r.ChannelID FROM @routed AS r;
 `
 	return q, a.vals
@@ -175,21 +174,20 @@ func nextChanges(rows *sql.Rows, list []store.Change) ([]store.Change, error) {
 // OUTPUT ... INTO a table variable and are read back in the same
 // transaction, because a bare OUTPUT clause fails on a table with triggers.
 var claimSQL = batchPrefix + `DECLARE @claimed TABLE (ID BIGINT NOT NULL PRIMARY KEY);
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'SENDING',
-	Attempts = m.Attempts + 1,
+	Attempts = hermod.Messages.Attempts + 1,
 	LeaseOwner = @p1,
 	LeaseExpires = ` + addDuration("@now", "@p2", "@p3") + `,
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'SENDING'", "N'claimed by ' + @p1 + N', attempt ' + CONVERT(NVARCHAR(20), m.Attempts + 1)") + `
+	Trace = ` + appendTrace("hermod.Messages", "N'SENDING'", "N'claimed by ' + @p1 + N', attempt ' + CONVERT(NVARCHAR(20), hermod.Messages.Attempts + 1)") + `
 OUTPUT inserted.ID INTO @claimed (ID)
-FROM hermod.Messages AS m
-WHERE m.ID IN (SELECT TOP (@p5) q.ID FROM hermod.Messages AS q ` + pickHints + `
+WHERE hermod.Messages.ID IN (SELECT TOP (@p5) q.ID FROM hermod.Messages AS q ` + pickHints + `
 		WHERE q.Status = N'QUEUED' AND q.ChannelID = @p4
 		  AND (q.NextAttemptTime IS NULL OR q.NextAttemptTime <= @now)
 		  AND (q.ValidUntil IS NULL OR q.ValidUntil > @now)
 		ORDER BY q.Priority DESC, q.ID)
-  AND m.Status = N'QUEUED';
+  AND hermod.Messages.Status = N'QUEUED';
 SELECT ` + messageColumns + `
 FROM hermod.Messages AS m JOIN @claimed AS c ON c.ID = m.ID
 ORDER BY m.Priority DESC, m.ID;
@@ -286,20 +284,19 @@ SELECT p.MessageID,
 FROM hermod.MessageParts AS p
 WHERE p.MessageID IN (SELECT r.MessageID FROM @r AS r WHERE r.MessageID IS NOT NULL)
 GROUP BY p.MessageID;
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = ` + reportStatus + `,
 	TriggerStatus = N'',
-	DeliveredTime = CASE WHEN ` + notDelivered + ` THEN m.DeliveredTime ELSE ` + staged("@t", "LastDone") + ` END,
+	DeliveredTime = CASE WHEN ` + notDelivered + ` THEN hermod.Messages.DeliveredTime ELSE ` + staged("@t", "LastDone") + ` END,
 	ErrorCode = CASE WHEN ` + notDelivered + ` THEN NULLIF(` + staged("@t", "BadError") + `, N'') ELSE NULL END,
 	StatusDetails = CASE WHEN ` + notDelivered + ` THEN ` + notDeliveredWhy + ` ELSE NULL END,
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", reportStatus, "CASE WHEN "+notDelivered+" THEN "+notDeliveredWhy+
-	" WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END") + `
+	Trace = ` + appendTrace("hermod.Messages", reportStatus, "CASE WHEN "+notDelivered+" THEN "+notDeliveredWhy+
+	" WHEN hermod.Messages.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), hermod.Messages.TotalParts) + N' parts delivered' ELSE N'delivered' END") + `
 OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @settled (ID, Status, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.Status IN (N'SENT', N'NOREPORT')
-  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = m.ID
-	AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts)));
+WHERE hermod.Messages.Status IN (N'SENT', N'NOREPORT')
+  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = hermod.Messages.ID
+	AND (t.NotDelivered > 0 OR (hermod.Messages.TotalParts > 0 AND t.Delivered >= hermod.Messages.TotalParts)));
 `
 
 // The settling UPDATE reads the per-message part counts of @t through
@@ -386,7 +383,7 @@ DECLARE @done TABLE (ID BIGINT NOT NULL PRIMARY KEY, ChannelID INT NULL);
 		fmt.Fprintf(&b, "(%s, %s, %s, %s)", a.add(pt.msg), a.add(int64(pt.n)), a.add(nstr(pt.ref)), a.add(pt.sent))
 	}
 	b.WriteString(`;
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'SENT',
 	TriggerStatus = N'',
 	SentTime = @now,
@@ -398,11 +395,10 @@ UPDATE m SET
 	ErrorCode = NULL,
 	StatusDetails = NULL,
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'SENT'", staged("@v", "Note")) + `
+	Trace = ` + appendTrace("hermod.Messages", "N'SENT'", staged("@v", "Note")) + `
 OUTPUT inserted.ID, inserted.ChannelID INTO @done (ID, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.Status = N'SENDING'
-  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = m.ID AND v.Owner = m.LeaseOwner);
+WHERE hermod.Messages.Status = N'SENDING'
+  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = hermod.Messages.ID AND v.Owner = hermod.Messages.LeaseOwner);
 DELETE p FROM hermod.MessageParts AS p JOIN @done AS d ON d.ID = p.MessageID;
 INSERT INTO hermod.MessageParts (MessageID, PartNumber, ChannelID, Reference, Status, SentTime)
 SELECT x.MessageID, x.PartNumber, d.ChannelID, x.Reference, N'SENT', COALESCE(x.SentTime, @now)
@@ -538,7 +534,7 @@ INSERT INTO @v (ID, Owner, DelaySeconds, DelayMillis, Delay, ErrorCode, Error) V
 			a.add(int64(-i)), a.add(""), a.add(int32(0)), a.add(int32(0)), a.add(""), a.add(nullString), a.add(nullString))
 	}
 	b.WriteString(`;
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'QUEUED',
 	NextAttemptTime = ` + addDuration("@now", staged("@v", "DelaySeconds"), staged("@v", "DelayMillis")) + `,
 	LeaseOwner = NULL,
@@ -546,11 +542,10 @@ UPDATE m SET
 	ErrorCode = LEFT(` + staged("@v", "ErrorCode") + `, 64),
 	StatusDetails = LEFT(` + staged("@v", "Error") + `, 1000),
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'QUEUED'", "N'retry after ' + "+staged("@v", "Delay")+" + N': ' + COALESCE("+staged("@v", "Error")+", N'temporary error')") + `
+	Trace = ` + appendTrace("hermod.Messages", "N'QUEUED'", "N'retry after ' + "+staged("@v", "Delay")+" + N': ' + COALESCE("+staged("@v", "Error")+", N'temporary error')") + `
 OUTPUT inserted.ID INTO @done (ID)
-FROM hermod.Messages AS m
-WHERE m.Status = N'SENDING'
-  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = m.ID AND v.Owner = m.LeaseOwner);
+WHERE hermod.Messages.Status = N'SENDING'
+  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = hermod.Messages.ID AND v.Owner = hermod.Messages.LeaseOwner);
 SELECT COUNT(*) FROM @done;
 `)
 	return b.String(), a.vals
@@ -586,7 +581,7 @@ INSERT INTO @v (ID, Owner, ErrorCode, Error) VALUES
 		fmt.Fprintf(&b, ",\n\t(%s, %s, %s, %s)", a.add(int64(-i)), a.add(""), a.add(nullString), a.add(nullString))
 	}
 	b.WriteString(`;
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'FAILED',
 	TriggerStatus = N'',
 	LeaseOwner = NULL,
@@ -595,11 +590,10 @@ UPDATE m SET
 	ErrorCode = LEFT(` + staged("@v", "ErrorCode") + `, 64),
 	StatusDetails = LEFT(` + staged("@v", "Error") + `, 1000),
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'FAILED'", "COALESCE("+staged("@v", "Error")+", N'failed')") + `
+	Trace = ` + appendTrace("hermod.Messages", "N'FAILED'", "COALESCE("+staged("@v", "Error")+", N'failed')") + `
 OUTPUT inserted.ID INTO @done (ID)
-FROM hermod.Messages AS m
-WHERE m.Status = N'SENDING'
-  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = m.ID AND v.Owner = m.LeaseOwner);
+WHERE hermod.Messages.Status = N'SENDING'
+  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = hermod.Messages.ID AND v.Owner = hermod.Messages.LeaseOwner);
 SELECT COUNT(*) FROM @done;
 `)
 	return b.String(), a.vals
@@ -706,20 +700,19 @@ func (s *Store) MessageReportApply(ctx context.Context, ps []store.ReportParams)
 }
 
 var rescueSQL = batchPrefix + `DECLARE @done TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'QUEUED',
 	LeaseOwner = NULL,
 	LeaseExpires = NULL,
-	StatusDetails = N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired; the message may have been sent',
+	StatusDetails = N'lease of ' + COALESCE(hermod.Messages.LeaseOwner, N'?') + N' expired; the message may have been sent',
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'QUEUED'", "N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired at ' + "+
-	"COALESCE("+stamp("m.LeaseExpires")+", N'?') + N'; the message may have been sent already (at-least-once)'") + `
+	Trace = ` + appendTrace("hermod.Messages", "N'QUEUED'", "N'lease of ' + COALESCE(hermod.Messages.LeaseOwner, N'?') + N' expired at ' + "+
+	"COALESCE("+stamp("hermod.Messages.LeaseExpires")+", N'?') + N'; the message may have been sent already (at-least-once)'") + `
 OUTPUT inserted.ID, inserted.ChannelID INTO @done (ID, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q ` + pickHints + `
+WHERE hermod.Messages.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q ` + pickHints + `
 		WHERE q.Status = N'SENDING' AND q.LeaseExpires <= @now
 		ORDER BY q.LeaseExpires)
-  AND m.Status = N'SENDING';
+  AND hermod.Messages.Status = N'SENDING';
 SELECT d.ID, N'QUEUED', d.ChannelID FROM @done AS d;
 `
 
@@ -752,31 +745,29 @@ func (s *Store) MessageRescue(ctx context.Context, limit int) ([]store.Change, e
 var sweepSQL = batchPrefix + reportTableSQL + `DECLARE @noreport TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @expired TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @deleted TABLE (ID BIGINT NOT NULL);
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'NOREPORT',
 	TriggerStatus = N'',
 	StatusDetails = N'no delivery report within ' + @p1,
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'NOREPORT'", "N'no delivery report within ' + @p1") + `
+	Trace = ` + appendTrace("hermod.Messages", "N'NOREPORT'", "N'no delivery report within ' + @p1") + `
 OUTPUT inserted.ID, inserted.ChannelID INTO @noreport (ID, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `
+WHERE hermod.Messages.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `
 		WHERE q.Status = N'SENT' AND q.RequestDeliveryReport = 1
 		  AND q.SentTime <= ` + addDuration("@now", "@p2", "@p3") + `
 		ORDER BY q.SentTime)
-  AND m.Status = N'SENT';
-UPDATE m SET
+  AND hermod.Messages.Status = N'SENT';
+UPDATE hermod.Messages SET
 	Status = N'EXPIRED',
 	TriggerStatus = N'',
-	StatusDetails = N'ValidUntil ' + ` + stamp("m.ValidUntil") + ` + N' passed before the message was sent',
+	StatusDetails = N'ValidUntil ' + ` + stamp("hermod.Messages.ValidUntil") + ` + N' passed before the message was sent',
 	LastUpdate = @now,
-	Trace = ` + appendTrace("m", "N'EXPIRED'", "N'ValidUntil ' + "+stamp("m.ValidUntil")+" + N' passed before sending'") + `
+	Trace = ` + appendTrace("hermod.Messages", "N'EXPIRED'", "N'ValidUntil ' + "+stamp("hermod.Messages.ValidUntil")+" + N' passed before sending'") + `
 OUTPUT inserted.ID, inserted.ChannelID INTO @expired (ID, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `
+WHERE hermod.Messages.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q ` + pickHints + `
 		WHERE q.Status = N'QUEUED' AND q.ValidUntil IS NOT NULL AND q.ValidUntil <= @now
 		ORDER BY q.ID)
-  AND m.Status = N'QUEUED';
+  AND hermod.Messages.Status = N'QUEUED';
 IF EXISTS (SELECT 1 FROM hermod.PendingReports)
 BEGIN
 	INSERT INTO @r (Ord, ChannelID, Reference, Status, ErrorCode, DoneTime)
@@ -786,10 +777,9 @@ BEGIN
 	ORDER BY pr.ID;
 	DELETE pr FROM hermod.PendingReports AS pr JOIN @r AS r ON r.Ord = pr.ID;
 ` + applyReportsSQL + `END;
-DELETE pr
+DELETE FROM hermod.PendingReports
 OUTPUT deleted.ID INTO @deleted (ID)
-FROM hermod.PendingReports AS pr
-WHERE pr.ID IN (SELECT TOP (@p4) x.ID FROM hermod.PendingReports AS x ` + pickHints + `
+WHERE hermod.PendingReports.ID IN (SELECT TOP (@p4) x.ID FROM hermod.PendingReports AS x ` + pickHints + `
 		WHERE x.ReceivedTime <= ` + addDuration("@now", "@p5", "@p6") + `
 		ORDER BY x.ID);
 SELECT (SELECT COUNT(*) FROM @noreport), (SELECT COUNT(*) FROM @expired), (SELECT COUNT(*) FROM @deleted);

@@ -197,7 +197,7 @@ func TestTraceLine(t *testing.T) {
 	require.Equal(t, "@stamp + N' ' + N'QUEUED' + N' ' + N'routed' + NCHAR(10)", line)
 	require.Contains(t, batchPrefix, "DECLARE @stamp NVARCHAR(23) = "+stampNow)
 	require.Equal(t, "CONVERT(NVARCHAR(19), m.X, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, m.X)), 3)", stamp("m.X"))
-	require.Equal(t, "m.Trace + "+line, appendTrace("m", "N'QUEUED'", "N'routed'"))
+	require.Equal(t, "hermod.Messages.Trace + "+line, appendTrace("hermod.Messages", "N'QUEUED'", "N'routed'"))
 }
 
 var placeholder = regexp.MustCompile(`@p(\d+)\b`)
@@ -275,7 +275,7 @@ func TestBuildRoute(t *testing.T) {
 
 	q, vals := buildRoute([]int64{11, 12, 13}, 500)
 	requirePlaceholders(t, q, vals)
-	require.Contains(t, q, "CASE m.ID % 3 WHEN 0 THEN @p1 WHEN 1 THEN @p2 WHEN 2 THEN @p3 END")
+	require.Contains(t, q, "CASE hermod.Messages.ID % 3 WHEN 0 THEN @p1 WHEN 1 THEN @p2 WHEN 2 THEN @p3 END")
 	require.Equal(t, []any{int32(11), int32(12), int32(13), int64(500)}, vals)
 	require.Contains(t, q, "WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)")
 

@@ -7,10 +7,9 @@ SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
 DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @done TABLE (ID BIGINT NOT NULL);
-UPDATE m SET Status = N'CANCELLED', TriggerStatus = N'', StatusDetails = N'cancelled by the application',
+UPDATE hermod.Messages SET Status = N'CANCELLED', TriggerStatus = N'', StatusDetails = N'cancelled by the application',
 	LeaseOwner = NULL, LeaseExpires = NULL, LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' CANCELLED cancelled by the application (was ' + m.Status + N')' + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' CANCELLED cancelled by the application (was ' + hermod.Messages.Status + N')' + NCHAR(10)
 OUTPUT inserted.ID INTO @done (ID)
-FROM hermod.Messages AS m
-WHERE m.ID = @p1 AND m.Status IN (N'SCHEDULED', N'QUEUED');
+WHERE hermod.Messages.ID = @p1 AND hermod.Messages.Status IN (N'SCHEDULED', N'QUEUED');
 SELECT COUNT(*) FROM @done;

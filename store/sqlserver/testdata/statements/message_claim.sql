@@ -7,21 +7,20 @@ SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
 DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @claimed TABLE (ID BIGINT NOT NULL PRIMARY KEY);
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'SENDING',
-	Attempts = m.Attempts + 1,
+	Attempts = hermod.Messages.Attempts + 1,
 	LeaseOwner = @p1,
 	LeaseExpires = DATEADD(MILLISECOND, @p3, DATEADD(SECOND, @p2, @now)),
 	LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' ' + N'SENDING' + N' ' + N'claimed by ' + @p1 + N', attempt ' + CONVERT(NVARCHAR(20), m.Attempts + 1) + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' ' + N'SENDING' + N' ' + N'claimed by ' + @p1 + N', attempt ' + CONVERT(NVARCHAR(20), hermod.Messages.Attempts + 1) + NCHAR(10)
 OUTPUT inserted.ID INTO @claimed (ID)
-FROM hermod.Messages AS m
-WHERE m.ID IN (SELECT TOP (@p5) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
+WHERE hermod.Messages.ID IN (SELECT TOP (@p5) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
 		WHERE q.Status = N'QUEUED' AND q.ChannelID = @p4
 		  AND (q.NextAttemptTime IS NULL OR q.NextAttemptTime <= @now)
 		  AND (q.ValidUntil IS NULL OR q.ValidUntil > @now)
 		ORDER BY q.Priority DESC, q.ID)
-  AND m.Status = N'QUEUED';
+  AND hermod.Messages.Status = N'QUEUED';
 SELECT m.ID, m.Direction, m.Status, m.TriggerStatus, m.ChannelID, m.ToAddress,
 	m.FromAddress, m.FromTON, m.FromNPI, m.Body, m.DataCoding, m.Priority, m.RequestDeliveryReport,
 	m.ScheduledTime, m.ValidUntil, m.Reference, m.TotalParts, m.Attempts, m.NextAttemptTime,

@@ -12,17 +12,16 @@ DECLARE @v TABLE (ID BIGINT NOT NULL PRIMARY KEY, Owner NVARCHAR(128) NOT NULL, 
 INSERT INTO @v (ID, Owner, DelaySeconds, DelayMillis, Delay, ErrorCode, Error) VALUES
 	(@p1, @p2, @p3, @p4, @p5, @p6, @p7),
 	(@p8, @p9, @p10, @p11, @p12, @p13, @p14);
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'QUEUED',
-	NextAttemptTime = DATEADD(MILLISECOND, (SELECT s.DelayMillis FROM @v AS s WHERE s.ID = m.ID), DATEADD(SECOND, (SELECT s.DelaySeconds FROM @v AS s WHERE s.ID = m.ID), @now)),
+	NextAttemptTime = DATEADD(MILLISECOND, (SELECT s.DelayMillis FROM @v AS s WHERE s.ID = hermod.Messages.ID), DATEADD(SECOND, (SELECT s.DelaySeconds FROM @v AS s WHERE s.ID = hermod.Messages.ID), @now)),
 	LeaseOwner = NULL,
 	LeaseExpires = NULL,
-	ErrorCode = LEFT((SELECT s.ErrorCode FROM @v AS s WHERE s.ID = m.ID), 64),
-	StatusDetails = LEFT((SELECT s.Error FROM @v AS s WHERE s.ID = m.ID), 1000),
+	ErrorCode = LEFT((SELECT s.ErrorCode FROM @v AS s WHERE s.ID = hermod.Messages.ID), 64),
+	StatusDetails = LEFT((SELECT s.Error FROM @v AS s WHERE s.ID = hermod.Messages.ID), 1000),
 	LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' ' + N'QUEUED' + N' ' + N'retry after ' + (SELECT s.Delay FROM @v AS s WHERE s.ID = m.ID) + N': ' + COALESCE((SELECT s.Error FROM @v AS s WHERE s.ID = m.ID), N'temporary error') + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' ' + N'QUEUED' + N' ' + N'retry after ' + (SELECT s.Delay FROM @v AS s WHERE s.ID = hermod.Messages.ID) + N': ' + COALESCE((SELECT s.Error FROM @v AS s WHERE s.ID = hermod.Messages.ID), N'temporary error') + NCHAR(10)
 OUTPUT inserted.ID INTO @done (ID)
-FROM hermod.Messages AS m
-WHERE m.Status = N'SENDING'
-  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = m.ID AND v.Owner = m.LeaseOwner);
+WHERE hermod.Messages.Status = N'SENDING'
+  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = hermod.Messages.ID AND v.Owner = hermod.Messages.LeaseOwner);
 SELECT COUNT(*) FROM @done;

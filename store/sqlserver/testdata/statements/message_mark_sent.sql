@@ -25,23 +25,22 @@ INSERT INTO @parts (MessageID, PartNumber, Reference, SentTime) VALUES
 (@p15, @p16, @p17, @p18),
 (@p19, @p20, @p21, @p22),
 (@p23, @p24, @p25, @p26);
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'SENT',
 	TriggerStatus = N'',
 	SentTime = @now,
-	Reference = (SELECT s.Reference FROM @v AS s WHERE s.ID = m.ID),
-	TotalParts = (SELECT s.TotalParts FROM @v AS s WHERE s.ID = m.ID),
+	Reference = (SELECT s.Reference FROM @v AS s WHERE s.ID = hermod.Messages.ID),
+	TotalParts = (SELECT s.TotalParts FROM @v AS s WHERE s.ID = hermod.Messages.ID),
 	LeaseOwner = NULL,
 	LeaseExpires = NULL,
 	NextAttemptTime = NULL,
 	ErrorCode = NULL,
 	StatusDetails = NULL,
 	LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' ' + N'SENT' + N' ' + (SELECT s.Note FROM @v AS s WHERE s.ID = m.ID) + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' ' + N'SENT' + N' ' + (SELECT s.Note FROM @v AS s WHERE s.ID = hermod.Messages.ID) + NCHAR(10)
 OUTPUT inserted.ID, inserted.ChannelID INTO @done (ID, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.Status = N'SENDING'
-  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = m.ID AND v.Owner = m.LeaseOwner);
+WHERE hermod.Messages.Status = N'SENDING'
+  AND EXISTS (SELECT 1 FROM @v AS v WHERE v.ID = hermod.Messages.ID AND v.Owner = hermod.Messages.LeaseOwner);
 DELETE p FROM hermod.MessageParts AS p JOIN @done AS d ON d.ID = p.MessageID;
 INSERT INTO hermod.MessageParts (MessageID, PartNumber, ChannelID, Reference, Status, SentTime)
 SELECT x.MessageID, x.PartNumber, d.ChannelID, x.Reference, N'SENT', COALESCE(x.SentTime, @now)
@@ -75,19 +74,18 @@ SELECT p.MessageID,
 FROM hermod.MessageParts AS p
 WHERE p.MessageID IN (SELECT r.MessageID FROM @r AS r WHERE r.MessageID IS NOT NULL)
 GROUP BY p.MessageID;
-UPDATE m SET
-	Status = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END,
+UPDATE hermod.Messages SET
+	Status = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END,
 	TriggerStatus = N'',
-	DeliveredTime = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN m.DeliveredTime ELSE (SELECT s.LastDone FROM @t AS s WHERE s.ID = m.ID) END,
-	ErrorCode = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN NULLIF((SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID), N'') ELSE NULL END,
-	StatusDetails = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = m.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) + N')' END ELSE NULL END,
+	DeliveredTime = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN hermod.Messages.DeliveredTime ELSE (SELECT s.LastDone FROM @t AS s WHERE s.ID = hermod.Messages.ID) END,
+	ErrorCode = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN NULLIF((SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID), N'') ELSE NULL END,
+	StatusDetails = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = hermod.Messages.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) + N')' END ELSE NULL END,
 	LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = m.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) + N')' END WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = hermod.Messages.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) + N')' END WHEN hermod.Messages.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), hermod.Messages.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
 OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @settled (ID, Status, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.Status IN (N'SENT', N'NOREPORT')
-  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = m.ID
-	AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts)));
+WHERE hermod.Messages.Status IN (N'SENT', N'NOREPORT')
+  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = hermod.Messages.ID
+	AND (t.NotDelivered > 0 OR (hermod.Messages.TotalParts > 0 AND t.Delivered >= hermod.Messages.TotalParts)));
 END;
 SELECT COUNT(*) FROM @done;
 SELECT s.ID, s.Status, s.ChannelID FROM @settled AS s;

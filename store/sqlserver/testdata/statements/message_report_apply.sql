@@ -37,19 +37,18 @@ SELECT p.MessageID,
 FROM hermod.MessageParts AS p
 WHERE p.MessageID IN (SELECT r.MessageID FROM @r AS r WHERE r.MessageID IS NOT NULL)
 GROUP BY p.MessageID;
-UPDATE m SET
-	Status = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END,
+UPDATE hermod.Messages SET
+	Status = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END,
 	TriggerStatus = N'',
-	DeliveredTime = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN m.DeliveredTime ELSE (SELECT s.LastDone FROM @t AS s WHERE s.ID = m.ID) END,
-	ErrorCode = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN NULLIF((SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID), N'') ELSE NULL END,
-	StatusDetails = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = m.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) + N')' END ELSE NULL END,
+	DeliveredTime = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN hermod.Messages.DeliveredTime ELSE (SELECT s.LastDone FROM @t AS s WHERE s.ID = hermod.Messages.ID) END,
+	ErrorCode = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN NULLIF((SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID), N'') ELSE NULL END,
+	StatusDetails = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = hermod.Messages.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) + N')' END ELSE NULL END,
 	LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = m.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) + N')' END WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = hermod.Messages.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) + N')' END WHEN hermod.Messages.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), hermod.Messages.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
 OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @settled (ID, Status, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.Status IN (N'SENT', N'NOREPORT')
-  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = m.ID
-	AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts)));
+WHERE hermod.Messages.Status IN (N'SENT', N'NOREPORT')
+  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = hermod.Messages.ID
+	AND (t.NotDelivered > 0 OR (hermod.Messages.TotalParts > 0 AND t.Delivered >= hermod.Messages.TotalParts)));
 INSERT INTO hermod.PendingReports (ChannelID, Reference, Status, ErrorCode, DoneTime, ReceivedTime)
 SELECT r.ChannelID, r.Reference, r.Status, r.ErrorCode, COALESCE(r.DoneTime, @now), @now
 FROM @r AS r

@@ -7,17 +7,16 @@ SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
 DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @done TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'QUEUED',
 	LeaseOwner = NULL,
 	LeaseExpires = NULL,
-	StatusDetails = N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired; the message may have been sent',
+	StatusDetails = N'lease of ' + COALESCE(hermod.Messages.LeaseOwner, N'?') + N' expired; the message may have been sent',
 	LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' ' + N'QUEUED' + N' ' + N'lease of ' + COALESCE(m.LeaseOwner, N'?') + N' expired at ' + COALESCE(CONVERT(NVARCHAR(19), m.LeaseExpires, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, m.LeaseExpires)), 3), N'?') + N'; the message may have been sent already (at-least-once)' + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' ' + N'QUEUED' + N' ' + N'lease of ' + COALESCE(hermod.Messages.LeaseOwner, N'?') + N' expired at ' + COALESCE(CONVERT(NVARCHAR(19), hermod.Messages.LeaseExpires, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, hermod.Messages.LeaseExpires)), 3), N'?') + N'; the message may have been sent already (at-least-once)' + NCHAR(10)
 OUTPUT inserted.ID, inserted.ChannelID INTO @done (ID, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
+WHERE hermod.Messages.ID IN (SELECT TOP (@p1) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
 		WHERE q.Status = N'SENDING' AND q.LeaseExpires <= @now
 		ORDER BY q.LeaseExpires)
-  AND m.Status = N'SENDING';
+  AND hermod.Messages.Status = N'SENDING';
 SELECT d.ID, N'QUEUED', d.ChannelID FROM @done AS d;

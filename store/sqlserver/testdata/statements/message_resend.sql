@@ -7,11 +7,10 @@ SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
 DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @done TABLE (ID BIGINT NOT NULL);
-UPDATE m SET Status = N'SCHEDULED', NextAttemptTime = NULL, LeaseOwner = NULL, LeaseExpires = NULL,
+UPDATE hermod.Messages SET Status = N'SCHEDULED', NextAttemptTime = NULL, LeaseOwner = NULL, LeaseExpires = NULL,
 	StatusDetails = NULL, LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' SCHEDULED resend requested (was ' + m.Status + N')' + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' SCHEDULED resend requested (was ' + hermod.Messages.Status + N')' + NCHAR(10)
 OUTPUT inserted.ID INTO @done (ID)
-FROM hermod.Messages AS m
-WHERE m.ID = @p1 AND m.Direction = N'OUT'
-  AND m.Status IN (N'FAILED', N'NOCHANNEL', N'BLOCKED', N'DAILYLIMIT', N'EXPIRED', N'NOTDELIVERED', N'NOREPORT');
+WHERE hermod.Messages.ID = @p1 AND hermod.Messages.Direction = N'OUT'
+  AND hermod.Messages.Status IN (N'FAILED', N'NOCHANNEL', N'BLOCKED', N'DAILYLIMIT', N'EXPIRED', N'NOTDELIVERED', N'NOREPORT');
 SELECT COUNT(*) FROM @done;

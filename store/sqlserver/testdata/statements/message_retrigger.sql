@@ -7,9 +7,8 @@ SET XACT_ABORT ON;
 DECLARE @now DATETIME2(3) = SYSUTCDATETIME();
 DECLARE @stamp NVARCHAR(23) = CONVERT(NVARCHAR(19), @now, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, @now)), 3);
 DECLARE @done TABLE (ID BIGINT NOT NULL);
-UPDATE m SET TriggerStatus = N'', LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' ' + m.Status + N' triggers to run again' + NCHAR(10)
+UPDATE hermod.Messages SET TriggerStatus = N'', LastUpdate = @now,
+	Trace = hermod.Messages.Trace + @stamp + N' ' + hermod.Messages.Status + N' triggers to run again' + NCHAR(10)
 OUTPUT inserted.ID INTO @done (ID)
-FROM hermod.Messages AS m
-WHERE m.ID = @p1;
+WHERE hermod.Messages.ID = @p1;
 SELECT COUNT(*) FROM @done;

@@ -15,31 +15,29 @@ DECLARE @t TABLE (ID BIGINT NOT NULL PRIMARY KEY, Delivered INT NOT NULL, NotDel
 DECLARE @noreport TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @expired TABLE (ID BIGINT NOT NULL, ChannelID INT NULL);
 DECLARE @deleted TABLE (ID BIGINT NOT NULL);
-UPDATE m SET
+UPDATE hermod.Messages SET
 	Status = N'NOREPORT',
 	TriggerStatus = N'',
 	StatusDetails = N'no delivery report within ' + @p1,
 	LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' ' + N'NOREPORT' + N' ' + N'no delivery report within ' + @p1 + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' ' + N'NOREPORT' + N' ' + N'no delivery report within ' + @p1 + NCHAR(10)
 OUTPUT inserted.ID, inserted.ChannelID INTO @noreport (ID, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
+WHERE hermod.Messages.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
 		WHERE q.Status = N'SENT' AND q.RequestDeliveryReport = 1
 		  AND q.SentTime <= DATEADD(MILLISECOND, @p3, DATEADD(SECOND, @p2, @now))
 		ORDER BY q.SentTime)
-  AND m.Status = N'SENT';
-UPDATE m SET
+  AND hermod.Messages.Status = N'SENT';
+UPDATE hermod.Messages SET
 	Status = N'EXPIRED',
 	TriggerStatus = N'',
-	StatusDetails = N'ValidUntil ' + CONVERT(NVARCHAR(19), m.ValidUntil, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, m.ValidUntil)), 3) + N' passed before the message was sent',
+	StatusDetails = N'ValidUntil ' + CONVERT(NVARCHAR(19), hermod.Messages.ValidUntil, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, hermod.Messages.ValidUntil)), 3) + N' passed before the message was sent',
 	LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' ' + N'EXPIRED' + N' ' + N'ValidUntil ' + CONVERT(NVARCHAR(19), m.ValidUntil, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, m.ValidUntil)), 3) + N' passed before sending' + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' ' + N'EXPIRED' + N' ' + N'ValidUntil ' + CONVERT(NVARCHAR(19), hermod.Messages.ValidUntil, 120) + N'.' + RIGHT(N'00' + CONVERT(NVARCHAR(3), DATEPART(MILLISECOND, hermod.Messages.ValidUntil)), 3) + N' passed before sending' + NCHAR(10)
 OUTPUT inserted.ID, inserted.ChannelID INTO @expired (ID, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
+WHERE hermod.Messages.ID IN (SELECT TOP (@p4) q.ID FROM hermod.Messages AS q WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
 		WHERE q.Status = N'QUEUED' AND q.ValidUntil IS NOT NULL AND q.ValidUntil <= @now
 		ORDER BY q.ID)
-  AND m.Status = N'QUEUED';
+  AND hermod.Messages.Status = N'QUEUED';
 IF EXISTS (SELECT 1 FROM hermod.PendingReports)
 BEGIN
 	INSERT INTO @r (Ord, ChannelID, Reference, Status, ErrorCode, DoneTime)
@@ -69,24 +67,22 @@ SELECT p.MessageID,
 FROM hermod.MessageParts AS p
 WHERE p.MessageID IN (SELECT r.MessageID FROM @r AS r WHERE r.MessageID IS NOT NULL)
 GROUP BY p.MessageID;
-UPDATE m SET
-	Status = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END,
+UPDATE hermod.Messages SET
+	Status = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END,
 	TriggerStatus = N'',
-	DeliveredTime = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN m.DeliveredTime ELSE (SELECT s.LastDone FROM @t AS s WHERE s.ID = m.ID) END,
-	ErrorCode = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN NULLIF((SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID), N'') ELSE NULL END,
-	StatusDetails = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = m.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) + N')' END ELSE NULL END,
+	DeliveredTime = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN hermod.Messages.DeliveredTime ELSE (SELECT s.LastDone FROM @t AS s WHERE s.ID = hermod.Messages.ID) END,
+	ErrorCode = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN NULLIF((SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID), N'') ELSE NULL END,
+	StatusDetails = CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = hermod.Messages.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) + N')' END ELSE NULL END,
 	LastUpdate = @now,
-	Trace = m.Trace + @stamp + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = m.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = m.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = m.ID) + N')' END WHEN m.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), m.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
+	Trace = hermod.Messages.Trace + @stamp + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'NOTDELIVERED' ELSE N'DELIVERED' END + N' ' + CASE WHEN (SELECT s.NotDelivered FROM @t AS s WHERE s.ID = hermod.Messages.ID) > 0 THEN N'part ' + CONVERT(NVARCHAR(20), (SELECT s.BadPart FROM @t AS s WHERE s.ID = hermod.Messages.ID)) + N' not delivered' + CASE WHEN (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) = N'' THEN N'' ELSE N' (error ' + (SELECT s.BadError FROM @t AS s WHERE s.ID = hermod.Messages.ID) + N')' END WHEN hermod.Messages.TotalParts > 1 THEN N'all ' + CONVERT(NVARCHAR(20), hermod.Messages.TotalParts) + N' parts delivered' ELSE N'delivered' END + NCHAR(10)
 OUTPUT inserted.ID, inserted.Status, inserted.ChannelID INTO @settled (ID, Status, ChannelID)
-FROM hermod.Messages AS m
-WHERE m.Status IN (N'SENT', N'NOREPORT')
-  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = m.ID
-	AND (t.NotDelivered > 0 OR (m.TotalParts > 0 AND t.Delivered >= m.TotalParts)));
+WHERE hermod.Messages.Status IN (N'SENT', N'NOREPORT')
+  AND EXISTS (SELECT 1 FROM @t AS t WHERE t.ID = hermod.Messages.ID
+	AND (t.NotDelivered > 0 OR (hermod.Messages.TotalParts > 0 AND t.Delivered >= hermod.Messages.TotalParts)));
 END;
-DELETE pr
+DELETE FROM hermod.PendingReports
 OUTPUT deleted.ID INTO @deleted (ID)
-FROM hermod.PendingReports AS pr
-WHERE pr.ID IN (SELECT TOP (@p4) x.ID FROM hermod.PendingReports AS x WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
+WHERE hermod.PendingReports.ID IN (SELECT TOP (@p4) x.ID FROM hermod.PendingReports AS x WITH (UPDLOCK, READPAST, ROWLOCK, READCOMMITTEDLOCK)
 		WHERE x.ReceivedTime <= DATEADD(MILLISECOND, @p6, DATEADD(SECOND, @p5, @now))
 		ORDER BY x.ID);
 SELECT (SELECT COUNT(*) FROM @noreport), (SELECT COUNT(*) FROM @expired), (SELECT COUNT(*) FROM @deleted);
