@@ -65,6 +65,31 @@ func TestDocExamples(t *testing.T) {
 	}
 	examples["shop-trigger"] = shop
 
+	// docs/operations.md, SQL Server by hand: no engine runs here, so the
+	// rows stay as inserted; each check removes its rows again.
+	examples["hand-insert"] = docblocks.Example{
+		Check: func(t *testing.T, results []docblocks.Result) {
+			require.Len(t, results, 1)
+			require.Len(t, results[0].Rows, 1)
+			require.Equal(t, "SCHEDULED", results[0].Rows[0][1], "the new row, read back")
+			db.Exec(t, `DELETE FROM hermod.Messages WHERE ToAddress = N'+31612345678' AND Body = N'hello';`)
+		},
+	}
+	examples["hand-send-batch"] = docblocks.Example{
+		Check: func(t *testing.T, results []docblocks.Result) {
+			require.Len(t, results, 2, "SendMessage's result set, then SELECT @id")
+			require.Equal(t, "false", results[0].Rows[0][1])
+			require.Equal(t, results[0].Rows[0][0], results[1].Rows[0][0], "@id came back through OUTPUT")
+			db.Exec(t, `DELETE FROM hermod.Messages WHERE Body = N'hello via batch';`)
+		},
+	}
+	examples["hand-two-nodes"] = docblocks.Example{
+		Check: func(t *testing.T, results []docblocks.Result) {
+			require.Equal(t, [][]string{{"2000"}}, db.Rows(t, `SELECT COUNT(*) FROM hermod.Messages WHERE Body LIKE N'two-node %' AND Status = N'SCHEDULED';`))
+			db.Exec(t, `DELETE FROM hermod.Messages WHERE Body LIKE N'two-node %';`)
+		},
+	}
+
 	docblocks.Run(t, blocks, examples, func(t *testing.T, b docblocks.Block) ([]docblocks.Result, error) {
 		batches, err := splitBatches(b.SQL)
 		if err != nil {
