@@ -103,7 +103,7 @@ func runTestChild(mode string) int {
 		return 1
 	}
 	<-stop.Done()
-	stopCtx, c := context.WithTimeout(ctx, 5*time.Second)
+	stopCtx, c := context.WithTimeout(ctx, 5*time.Second*patience(s))
 	defer c()
 	if err := e.Stop(stopCtx); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)

@@ -33,7 +33,7 @@ func TestStopWaitsForInFlightSends(t *testing.T) {
 		case <-time.After(10 * time.Second * patience(s)):
 			t.Fatal("nothing was sent")
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second*patience(s))
 		defer cancel()
 		start := time.Now()
 		require.NoError(t, b.engine.Stop(ctx))
