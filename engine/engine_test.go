@@ -156,12 +156,12 @@ func insertN(t *testing.T, s store.Store, n int, channelID int64) []int64 {
 }
 
 // patience is how many times longer a test waits on s's backend: on SQL
-// Server four times. The T-SQL engine of this machine, Babelfish, compiles
+// Server six times. The T-SQL engine of this machine, Babelfish, compiles
 // the first run of each statement text in each session, up to a second on
 // a loaded machine, so what takes milliseconds elsewhere can take seconds.
 func patience(s store.Store) time.Duration {
 	if s.Backend() == "sqlserver" {
-		return 4
+		return 6
 	}
 	return 1
 }

@@ -311,7 +311,7 @@ func TestLeaderElection(t *testing.T) {
 		}
 
 		// The leader stops; the other takes over.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second*patience(s))
 		defer cancel()
 		require.NoError(t, leader.engine.Stop(ctx))
 		for {

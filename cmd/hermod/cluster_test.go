@@ -401,10 +401,10 @@ func testClusterKillNine(t *testing.T, backend string) {
 	)
 	total := 100_000
 	if backend == testdb.SQLServer {
-		// Babelfish, this machine's T-SQL engine, runs a few hundred
-		// messages a second beside the other tests (docs/benchmarks.md):
-		// the same scenario, a tenth of the volume.
-		total = 10_000
+		// Babelfish, this machine's T-SQL engine, runs tens of messages a
+		// second beside the other tests (docs/benchmarks.md): the same
+		// scenario at a hundredth of the volume.
+		total = 1_000
 	}
 	bin := buildHermod(t)
 	dir := t.TempDir()
