@@ -196,6 +196,7 @@ func TestChildProcessSendsAndStops(t *testing.T) {
 	t.Parallel()
 	childBackends(t, func(t *testing.T, db childDB) {
 		s := db.store
+		testdb.SkipOnBabelfish(t, s.Backend(), "a plan cache shared across sessions: every new session compiles each statement text (0.3 to 1.7 s under CI load), so this multi-process scenario misses its deadlines on the 2-core CI machine (docs/benchmarks.md, SQL Server (Babelfish))")
 		logPath := filepath.Join(t.TempDir(), "sim.log")
 		ch := createChannel(t, s, "sim", simulator.Type, map[string]any{"process": "child", "reportDelay": "5ms", "log": logPath})
 		b := setupChild(t, s, func(c *Config) { c.ChildCommand = testChildCommand(t, "engine", db.env...) })

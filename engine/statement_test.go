@@ -16,6 +16,7 @@ import (
 	"github.com/hermod-sms/hermod/store/postgres"
 	"github.com/hermod-sms/hermod/store/sqlite"
 	"github.com/hermod-sms/hermod/store/sqlserver"
+	"github.com/hermod-sms/hermod/store/storetest/testdb"
 )
 
 // execSQL runs one of three statements on s's database, beside the store,
@@ -57,6 +58,7 @@ func TestStatementErrorIsNoOutage(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, newStore func(*testing.T) store.Store) {
 		s := newStore(t)
+		testdb.SkipOnBabelfish(t, s.Backend(), "a plan cache shared across sessions: every new session compiles each statement text (0.3 to 1.7 s under CI load), so this multi-process scenario misses its deadlines on the 2-core CI machine (docs/benchmarks.md, SQL Server (Babelfish)) (the statement errors themselves are tested on SQL Server in store/sqlserver and by the engine's other tests)")
 		createChannel(t, s, "sim", simulator.Type, map[string]any{"reportDelay": "1ms"})
 		b := setup(t, s, nil)
 		b.start(t)

@@ -392,6 +392,7 @@ func TestClusterKillNine(t *testing.T) {
 }
 
 func testClusterKillNine(t *testing.T, backend string) {
+	testdb.SkipOnBabelfish(t, backend, "a plan cache shared across sessions: every new session compiles each statement text (0.3 to 1.7 s under CI load), so this multi-process scenario misses its deadlines on the 2-core CI machine (docs/benchmarks.md, SQL Server (Babelfish))")
 
 	const (
 		insertBatch = 1000

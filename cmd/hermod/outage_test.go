@@ -232,6 +232,7 @@ func TestDatabaseOutage(t *testing.T) {
 }
 
 func testDatabaseOutage(t *testing.T, backend string) {
+	testdb.SkipOnBabelfish(t, backend, "cancelling a running statement (a context deadline cannot stop it, go-mssqldb reports no cancellation confirmation) and a plan cache shared across sessions, which this outage scenario needs to finish in time on the 2-core CI machine (docs/benchmarks.md)")
 
 	const insertBatch = 1000
 	total := 20_000
